@@ -1,0 +1,17 @@
+"""The kernel layer: C-style, stateless ops with a NumPy reference, a CPU twin and a CUDA kernel each.
+
+``get_backend("numpy" | "cpu" | "cuda")`` returns the object the engine calls; every op has the same
+name and signature on every backend (outputs first, then inputs, weights, sizes, hyper-parameters;
+the caller allocates every buffer). Families, one file each, read top to bottom: napkin math,
+NumPy reference, CPU twin, GPU kernels from naive to fast, launcher.
+"""
+
+from engine.cuda_probe import ensure_numba_cache_dir
+
+ensure_numba_cache_dir()
+
+from . import elementwise, gemm  # noqa: E402,F401  (importing a family registers its ops)
+from .backend import Backend, all_ops, get_backend  # noqa: E402
+from .launch import KERNELS, SIMULATOR  # noqa: E402
+
+__all__ = ["Backend", "get_backend", "all_ops", "KERNELS", "SIMULATOR"]

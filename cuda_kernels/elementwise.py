@@ -1,0 +1,438 @@
+"""Elementwise ops: fill, activations (ReLU / tanh / sigmoid) forward and backward, bias add, dropout,
+scale, axpy, add. Any shape; every array C-contiguous; the kernels see flat 1-D views.
+
+Napkin math: n elements, 1-3 FLOPs each, 8-12 bytes each (one or two reads, one write): about
+0.1-0.3 FLOP/byte, deep in the memory-bound corner of the roofline. The only goal is to stream memory
+at the copy bandwidth: coalesced grid-stride loops, one pass, no temporaries.
+
+Dropout draws its mask from a counter-based hash of (seed, index), the same integer arithmetic on
+every backend, so the NumPy reference, the CPU twin and the GPU agree bit for bit on which units drop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float32, njit, prange
+
+from .backend import implements
+from .checks import check_array, float_dtype
+from .launch import device_function, gpu_kernel, launch_1d
+
+ACTIVATIONS = {"relu": 1, "tanh": 2, "sigmoid": 3}
+ACT_RELU, ACT_TANH, ACT_SIGMOID = 1, 2, 3
+
+
+def _flat(x):
+    return x.reshape(x.size) if len(x.shape) != 1 else x
+
+
+def _check_same(op, backend, **arrays):
+    """All arrays of an elementwise op share the first one's shape."""
+    dt = float_dtype(backend)
+    names = list(arrays)
+    shape = check_array(op, names[0], arrays[names[0]], backend, dtype=dt)
+    for name in names[1:]:
+        check_array(op, name, arrays[name], backend, shape=shape, dtype=dt)
+    return shape
+
+
+def _check_bias_rows(backend, out, x, bias):
+    dt = float_dtype(backend)
+    rows, cols = check_array("bias_add", "x", x, backend, dtype=dt, ndim=2)
+    check_array("bias_add", "out", out, backend, shape=(rows, cols), dtype=dt)
+    check_array("bias_add", "bias", bias, backend, shape=(cols,), dtype=dt)
+    return rows, cols
+
+
+def _check_dropout(backend, out, mask, x, p):
+    _check_same("dropout_forward", backend, out=out, mask=mask, x=x)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout_forward: argument 'p' must be in [0, 1), got {p!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The dropout hash: plain integer arithmetic, valid in NumPy (uint64 arrays), Numba and CUDA.
+# ------------------------------------------------------------------------------------------------
+MASK32 = 0xFFFFFFFF
+
+
+def hash_uniform_bits(seed, index):
+    """A 32-bit mix of (seed, index) (murmur3-style finalizer); only the low 32 bits are kept."""
+    x = (index * 0x9E3779B1 + seed * 0x85EBCA77 + 0x165667B1) & MASK32
+    x ^= x >> 15
+    x = (x * 0x2C1B3C6D) & MASK32
+    x ^= x >> 12
+    x = (x * 0x297A2D39) & MASK32
+    x ^= x >> 15
+    return x
+
+
+_hash_cpu = njit(inline="always")(hash_uniform_bits)
+_hash_gpu = device_function(hash_uniform_bits)
+INV_2_24 = 1.0 / 16777216.0  # 24 random bits -> a float32 uniform in [0, 1) without rounding to 1
+
+
+# ------------------------------------------------------------------------------------------------
+# NumPy references
+# ------------------------------------------------------------------------------------------------
+
+
+@implements("fill", "numpy")
+def fill_reference(out, value):
+    check_array("fill", "out", out, "numpy", dtype=None)
+    out[...] = value
+
+
+def _activation_reference(x, act):
+    if act == "relu":
+        return np.maximum(x, 0)
+    if act == "tanh":
+        return np.tanh(x)
+    return 1 / (1 + np.exp(-x))
+
+
+def _activation_grad_reference(dy, y, act):
+    if act == "relu":
+        return dy * (y > 0)
+    if act == "tanh":
+        return dy * (1 - y * y)
+    return dy * y * (1 - y)
+
+
+@implements("activation_forward", "numpy")
+def activation_forward_reference(out, x, activation):
+    _check_same("activation_forward", "numpy", out=out, x=x)
+    _check_activation("activation_forward", activation)
+    out[...] = _activation_reference(x, activation)
+
+
+@implements("activation_backward", "numpy")
+def activation_backward_reference(dx, dy, y, activation):
+    _check_same("activation_backward", "numpy", dx=dx, dy=dy, y=y)
+    _check_activation("activation_backward", activation)
+    dx[...] = _activation_grad_reference(dy, y, activation)
+
+
+@implements("bias_add", "numpy")
+def bias_add_reference(out, x, bias):
+    _check_bias_rows("numpy", out, x, bias)
+    out[...] = x + bias
+
+
+def dropout_mask_reference(shape, p, seed, dtype=np.float64):
+    index = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    bits = hash_uniform_bits(np.uint64(seed), index)
+    uniform = (bits >> np.uint64(8)).astype(np.float32) * np.float32(INV_2_24)
+    return np.where(uniform >= np.float32(p), 1 / (1 - p), 0).astype(dtype).reshape(shape)
+
+
+@implements("dropout_forward", "numpy")
+def dropout_forward_reference(out, mask, x, p, seed):
+    _check_dropout("numpy", out, mask, x, p)
+    mask[...] = dropout_mask_reference(x.shape, p, seed, x.dtype)
+    out[...] = x * mask
+
+
+@implements("multiply", "numpy")
+def multiply_reference(out, a, b):
+    _check_same("multiply", "numpy", out=out, a=a, b=b)
+    out[...] = a * b
+
+
+@implements("add", "numpy")
+def add_reference(out, a, b):
+    _check_same("add", "numpy", out=out, a=a, b=b)
+    out[...] = a + b
+
+
+@implements("scale", "numpy")
+def scale_reference(out, x, alpha):
+    _check_same("scale", "numpy", out=out, x=x)
+    out[...] = alpha * x
+
+
+@implements("axpy", "numpy")
+def axpy_reference(y, x, alpha):
+    _check_same("axpy", "numpy", y=y, x=x)
+    y += alpha * x
+
+
+def _check_activation(op, activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: argument 'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU twins (Numba prange over flat views)
+# ------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def _fill_cpu(out, value):
+    for i in prange(out.size):
+        out[i] = value
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _activation_forward_cpu(out, x, act):
+    for i in prange(x.size):
+        v = x[i]
+        if act == ACT_RELU:
+            out[i] = max(v, np.float32(0.0))
+        elif act == ACT_TANH:
+            out[i] = np.tanh(v)
+        else:
+            out[i] = np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _activation_backward_cpu(dx, dy, y, act):
+    for i in prange(y.size):
+        v = y[i]
+        if act == ACT_RELU:
+            dx[i] = dy[i] if v > np.float32(0.0) else np.float32(0.0)
+        elif act == ACT_TANH:
+            dx[i] = dy[i] * (np.float32(1.0) - v * v)
+        else:
+            dx[i] = dy[i] * v * (np.float32(1.0) - v)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _bias_add_cpu(out, x, bias):
+    for i in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[i, j] = x[i, j] + bias[j]
+
+
+@njit(parallel=True, cache=True)
+def _dropout_forward_cpu(out, mask, x, p, seed):
+    keep_scale = np.float32(1.0) / (np.float32(1.0) - p)
+    for i in prange(x.size):
+        uniform = np.float32(_hash_cpu(seed, i) >> 8) * np.float32(INV_2_24)
+        m = keep_scale if uniform >= p else np.float32(0.0)
+        mask[i] = m
+        out[i] = x[i] * m
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _multiply_cpu(out, a, b):
+    for i in prange(a.size):
+        out[i] = a[i] * b[i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _add_cpu(out, a, b):
+    for i in prange(a.size):
+        out[i] = a[i] + b[i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _axpby_cpu(y, x, alpha, beta):
+    for i in prange(x.size):
+        y[i] = alpha * x[i] + beta * y[i] if beta != 0 else alpha * x[i]
+
+
+@implements("fill", "cpu")
+def fill_cpu(out, value):
+    check_array("fill", "out", out, "cpu")
+    _fill_cpu(_flat(out), np.float32(value))
+
+
+@implements("activation_forward", "cpu")
+def activation_forward_cpu(out, x, activation):
+    _check_same("activation_forward", "cpu", out=out, x=x)
+    _check_activation("activation_forward", activation)
+    _activation_forward_cpu(_flat(out), _flat(x), ACTIVATIONS[activation])
+
+
+@implements("activation_backward", "cpu")
+def activation_backward_cpu(dx, dy, y, activation):
+    _check_same("activation_backward", "cpu", dx=dx, dy=dy, y=y)
+    _check_activation("activation_backward", activation)
+    _activation_backward_cpu(_flat(dx), _flat(dy), _flat(y), ACTIVATIONS[activation])
+
+
+@implements("bias_add", "cpu")
+def bias_add_cpu(out, x, bias):
+    _check_bias_rows("cpu", out, x, bias)
+    _bias_add_cpu(out, x, bias)
+
+
+@implements("dropout_forward", "cpu")
+def dropout_forward_cpu(out, mask, x, p, seed):
+    _check_dropout("cpu", out, mask, x, p)
+    _dropout_forward_cpu(_flat(out), _flat(mask), _flat(x), np.float32(p), np.int64(seed))
+
+
+@implements("multiply", "cpu")
+def multiply_cpu(out, a, b):
+    _check_same("multiply", "cpu", out=out, a=a, b=b)
+    _multiply_cpu(_flat(out), _flat(a), _flat(b))
+
+
+@implements("add", "cpu")
+def add_cpu(out, a, b):
+    _check_same("add", "cpu", out=out, a=a, b=b)
+    _add_cpu(_flat(out), _flat(a), _flat(b))
+
+
+@implements("scale", "cpu")
+def scale_cpu(out, x, alpha):
+    _check_same("scale", "cpu", out=out, x=x)
+    _axpby_cpu(_flat(out), _flat(x), np.float32(alpha), np.float32(0.0))
+
+
+@implements("axpy", "cpu")
+def axpy_cpu(y, x, alpha):
+    _check_same("axpy", "cpu", y=y, x=x)
+    _axpby_cpu(_flat(y), _flat(x), np.float32(alpha), np.float32(1.0))
+
+
+# ------------------------------------------------------------------------------------------------
+# GPU kernels: one grid-stride loop each (coalesced: consecutive threads touch consecutive floats)
+# ------------------------------------------------------------------------------------------------
+
+
+@gpu_kernel("void(float32[::1], float32)")
+def fill_kernel(out, value):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, out.size, stride):
+        out[i] = value
+
+
+@gpu_kernel("void(float32[::1], float32[::1], int32)", fastmath=True)
+def activation_forward_kernel(out, x, act):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, x.size, stride):
+        v = x[i]
+        if act == ACT_RELU:
+            out[i] = max(v, float32(0.0))
+        elif act == ACT_TANH:
+            out[i] = math.tanh(v)
+        else:
+            out[i] = float32(1.0) / (float32(1.0) + math.exp(-v))
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1], int32)", fastmath=True)
+def activation_backward_kernel(dx, dy, y, act):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, y.size, stride):
+        v = y[i]
+        if act == ACT_RELU:
+            dx[i] = dy[i] if v > float32(0.0) else float32(0.0)
+        elif act == ACT_TANH:
+            dx[i] = dy[i] * (float32(1.0) - v * v)
+        else:
+            dx[i] = dy[i] * v * (float32(1.0) - v)
+
+
+@gpu_kernel("void(float32[:, ::1], float32[:, ::1], float32[::1])", fastmath=True)
+def bias_add_kernel(out, x, bias):
+    rows, cols = x.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, rows * cols, stride):
+        i = e // cols
+        j = e - i * cols
+        out[i, j] = x[i, j] + bias[j]
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1], float32, int64)")
+def dropout_forward_kernel(out, mask, x, p, seed):
+    keep_scale = float32(1.0) / (float32(1.0) - p)
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, x.size, stride):
+        uniform = float32(_hash_gpu(seed, i) >> 8) * float32(INV_2_24)
+        m = keep_scale if uniform >= p else float32(0.0)
+        mask[i] = m
+        out[i] = x[i] * m
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1])", fastmath=True)
+def multiply_kernel(out, a, b):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, a.size, stride):
+        out[i] = a[i] * b[i]
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1])", fastmath=True)
+def add_kernel(out, a, b):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, a.size, stride):
+        out[i] = a[i] + b[i]
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32, float32)", fastmath=True)
+def axpby_kernel(y, x, alpha, beta):
+    """y = alpha*x + beta*y (beta == 0: y is not read)."""
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, x.size, stride):
+        if beta != float32(0.0):
+            y[i] = alpha * x[i] + beta * y[i]
+        else:
+            y[i] = alpha * x[i]
+
+
+# ------------------------------------------------------------------------------------------------
+# Launchers
+# ------------------------------------------------------------------------------------------------
+
+
+@implements("fill", "cuda")
+def fill_cuda(out, value, block=None, stream=0):
+    check_array("fill", "out", out, "cuda")
+    out = _flat(out)
+    launch_1d(fill_kernel, out.size, block, stream)(out, np.float32(value))
+
+
+@implements("activation_forward", "cuda")
+def activation_forward_cuda(out, x, activation, block=None, stream=0):
+    _check_same("activation_forward", "cuda", out=out, x=x)
+    _check_activation("activation_forward", activation)
+    launch_1d(activation_forward_kernel, x.size, block, stream)(_flat(out), _flat(x), np.int32(ACTIVATIONS[activation]))
+
+
+@implements("activation_backward", "cuda")
+def activation_backward_cuda(dx, dy, y, activation, block=None, stream=0):
+    _check_same("activation_backward", "cuda", dx=dx, dy=dy, y=y)
+    _check_activation("activation_backward", activation)
+    launch_1d(activation_backward_kernel, y.size, block, stream)(
+        _flat(dx), _flat(dy), _flat(y), np.int32(ACTIVATIONS[activation]))
+
+
+@implements("bias_add", "cuda")
+def bias_add_cuda(out, x, bias, block=None, stream=0):
+    rows, cols = _check_bias_rows("cuda", out, x, bias)
+    launch_1d(bias_add_kernel, rows * cols, block, stream)(out, x, bias)
+
+
+@implements("dropout_forward", "cuda")
+def dropout_forward_cuda(out, mask, x, p, seed, block=None, stream=0):
+    _check_dropout("cuda", out, mask, x, p)
+    launch_1d(dropout_forward_kernel, x.size, block, stream)(_flat(out), _flat(mask), _flat(x), np.float32(p),
+                                                             np.int64(seed))
+
+
+@implements("multiply", "cuda")
+def multiply_cuda(out, a, b, block=None, stream=0):
+    _check_same("multiply", "cuda", out=out, a=a, b=b)
+    launch_1d(multiply_kernel, a.size, block, stream)(_flat(out), _flat(a), _flat(b))
+
+
+@implements("add", "cuda")
+def add_cuda(out, a, b, block=None, stream=0):
+    _check_same("add", "cuda", out=out, a=a, b=b)
+    launch_1d(add_kernel, a.size, block, stream)(_flat(out), _flat(a), _flat(b))
+
+
+@implements("scale", "cuda")
+def scale_cuda(out, x, alpha, block=None, stream=0):
+    _check_same("scale", "cuda", out=out, x=x)
+    launch_1d(axpby_kernel, x.size, block, stream)(_flat(out), _flat(x), np.float32(alpha), np.float32(0.0))
+
+
+@implements("axpy", "cuda")
+def axpy_cuda(y, x, alpha, block=None, stream=0):
+    _check_same("axpy", "cuda", y=y, x=x)
+    launch_1d(axpby_kernel, x.size, block, stream)(_flat(y), _flat(x), np.float32(alpha), np.float32(1.0))

@@ -1,0 +1,338 @@
+"""GEMM: ``C = act(alpha * op(A) @ op(B) + beta * C + bias)``, op = optional transpose, float32.
+
+Shapes: op(A) (M, K), op(B) (K, N), C (M, N), bias (N,) added to every row (the fused epilogue).
+
+Napkin math: 2*M*N*K FLOPs; at least 4*(M*K + K*N + M*N) bytes (+4*M*N when beta != 0). At
+M = N = K = 1024 that is 2.1 GFLOP over 12 MiB: 170 FLOP per byte, far right of every ridge point,
+so GEMM is compute-bound and the question is how close to the FMA peak each version gets:
+- naive:            every thread reads a row of A and a column of B from global memory
+                    (2K loads per 2K FLOPs: ~0.25 FLOP/byte from DRAM/L2, memory-bound);
+- shared_tiled:     a 16x16 tile of A and B is loaded once per block and reused 16 times;
+- register_blocked: a 64x64 tile per block, 4x4 outputs per thread held in registers: each value
+                    read from shared memory feeds 4 FMAs, which is what lets SIMT reach the FMA peak.
+The CPU twins: BLAS (the engine's path) and a cache-blocked ``prange`` loop for teaching.
+
+Convention: ``beta == 0`` means C is not read (as in BLAS), so C may hold garbage (or NaN) on entry.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float32, njit, prange
+from scipy.linalg import blas
+
+from .backend import implements
+from .checks import check_array, check_dtype_family, check_in, float_dtype
+from .launch import SIMULATOR, device_function, gpu_kernel, tiles_2d
+
+ACTIVATIONS = {"none": 0, "relu": 1, "tanh": 2}
+ACT_NONE, ACT_RELU, ACT_TANH = 0, 1, 2
+CPU_VERSIONS = ("blas", "prange")
+CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked")
+
+
+def _check_gemm(backend, out, a, b, trans_a, trans_b, bias, activation):
+    dt = float_dtype(backend)
+    check_array("gemm", "a", a, backend, dtype=dt, ndim=2)
+    check_array("gemm", "b", b, backend, dtype=dt, ndim=2)
+    m, k = a.shape[::-1] if trans_a else a.shape
+    kb, n = b.shape[::-1] if trans_b else b.shape
+    if kb != k:
+        raise ValueError(f"gemm: inner dimensions differ: op(a) is {m}x{k} but op(b) is {kb}x{n}")
+    if min(m, n, k) < 1:
+        raise ValueError(f"gemm: empty product {m}x{k} @ {kb}x{n}")
+    check_array("gemm", "out", out, backend, shape=(m, n), dtype=dt)
+    if bias is not None:
+        check_array("gemm", "bias", bias, backend, shape=(n,), dtype=dt)
+    check_in("gemm", "activation", activation, ACTIVATIONS)
+    if backend != "cuda":
+        check_dtype_family("gemm", backend, out=out, a=a, b=b)
+        if np.shares_memory(out, a) or np.shares_memory(out, b):
+            raise ValueError("gemm: argument 'out' overlaps an input; GEMM cannot run in place")
+    return m, n, k
+
+
+# ------------------------------------------------------------------------------------------------
+# NumPy reference (float64-capable)
+# ------------------------------------------------------------------------------------------------
+
+
+@implements("gemm", "numpy")
+def gemm_reference(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
+                   activation="none", version=None):
+    _check_gemm("numpy", out, a, b, trans_a, trans_b, bias, activation)
+    acc = alpha * ((a.T if trans_a else a) @ (b.T if trans_b else b))
+    if beta != 0:
+        acc = acc + beta * out
+    if bias is not None:
+        acc = acc + bias
+    if activation == "relu":
+        acc = np.maximum(acc, 0)
+    elif activation == "tanh":
+        acc = np.tanh(acc)
+    out[...] = acc
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU twins: BLAS for the engine, a cache-blocked prange loop for teaching
+# ------------------------------------------------------------------------------------------------
+
+
+def _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b):
+    """BLAS SGEMM straight into the row-major ``out``, with no copies.
+
+    BLAS is column-major; a row-major (M, N) array is the column-major (N, M) array out.T, and
+    out.T = op(B).T @ op(A).T, so we hand BLAS B's and A's buffers (seen as their transposes,
+    which are Fortran-contiguous) with the operands swapped.
+    """
+    result = blas.sgemm(alpha, b.T, a.T, beta=beta, c=out.T, trans_a=trans_b, trans_b=trans_a,
+                        overwrite_c=True)
+    if not np.shares_memory(result, out):  # never expected; guards against a SciPy copying c
+        out[...] = result.T
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _bias_activation_rows(out, bias, has_bias, act):
+    rows, cols = out.shape
+    for i in prange(rows):
+        for j in range(cols):
+            v = out[i, j]
+            if has_bias:
+                v += bias[j]
+            if act == ACT_RELU:
+                v = max(v, np.float32(0.0))
+            elif act == ACT_TANH:
+                v = np.tanh(v)
+            out[i, j] = v
+
+
+# Cache blocking for the prange twin: a (ROWS x COLS) block of C stays in L1/L2 while a
+# (DEPTH x COLS) panel of B streams through it; the innermost j loop is unit-stride (SIMD).
+PRANGE_ROWS, PRANGE_COLS, PRANGE_DEPTH = 16, 512, 128
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _gemm_prange_blocked(c, a, b, alpha, beta):
+    m, n = c.shape
+    k_total = a.shape[1]
+    n_row_blocks = (m + PRANGE_ROWS - 1) // PRANGE_ROWS
+    for rb in prange(n_row_blocks):
+        i0 = rb * PRANGE_ROWS
+        i1 = min(i0 + PRANGE_ROWS, m)
+        for i in range(i0, i1):
+            for j in range(n):
+                c[i, j] = beta * c[i, j] if beta != 0 else np.float32(0.0)
+        for j0 in range(0, n, PRANGE_COLS):
+            j1 = min(j0 + PRANGE_COLS, n)
+            for k0 in range(0, k_total, PRANGE_DEPTH):
+                k1 = min(k0 + PRANGE_DEPTH, k_total)
+                for i in range(i0, i1):
+                    for k in range(k0, k1):
+                        aik = alpha * a[i, k]
+                        for j in range(j0, j1):
+                            c[i, j] += aik * b[k, j]
+
+
+@implements("gemm", "cpu")
+def gemm_cpu(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
+             activation="none", version="blas"):
+    _check_gemm("cpu", out, a, b, trans_a, trans_b, bias, activation)
+    check_in("gemm", "version", version, CPU_VERSIONS)
+    if version == "blas":
+        _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b)
+    else:
+        _gemm_prange_blocked(out, a.T if trans_a else a, b.T if trans_b else b,
+                             np.float32(alpha), np.float32(beta))
+    if bias is not None or activation != "none":
+        _bias_activation_rows(out, out[0] if bias is None else bias, bias is not None, ACTIVATIONS[activation])
+
+
+# ------------------------------------------------------------------------------------------------
+# GPU kernels, naive -> shared-memory tiled -> register-blocked. All share one epilogue.
+# ------------------------------------------------------------------------------------------------
+
+GEMM_SIGNATURE = ("void(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32, float32, "
+                  "int32, int32, float32[::1], int32, int32)")
+
+
+@device_function
+def _store_epilogue(c, i, j, acc, alpha, beta, bias, has_bias, act):
+    v = alpha * acc
+    if beta != float32(0.0):  # beta == 0: C is never read, so garbage in C cannot leak out
+        v += beta * c[i, j]
+    if has_bias:
+        v += bias[j]
+    if act == ACT_RELU:
+        v = max(v, float32(0.0))
+    elif act == ACT_TANH:
+        v = math.tanh(v)
+    c[i, j] = v
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_naive(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """One thread per element of C, reading A and B straight from global memory."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    x0, y0 = cuda.grid(2)
+    sx, sy = cuda.gridsize(2)
+    for i in range(y0, m, sy):
+        for j in range(x0, n, sx):  # threadIdx.x walks along a row of C: coalesced stores
+            acc = float32(0.0)
+            for k in range(k_total):
+                av = a[k, i] if trans_a else a[i, k]
+                bv = b[j, k] if trans_b else b[k, j]
+                acc += av * bv
+            _store_epilogue(c, i, j, acc, alpha, beta, bias, has_bias, act)
+
+
+TILE = 16
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_shared_tiled(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """A (TILE x TILE) block of C per thread block; tiles of A and B staged in shared memory."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    tile_a = cuda.shared.array((TILE, TILE), float32)  # tile_a[row, k]
+    tile_b = cuda.shared.array((TILE, TILE), float32)  # tile_b[k, col]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    for tile_row in range(cuda.blockIdx.y, (m + TILE - 1) // TILE, cuda.gridDim.y):
+        for tile_col in range(cuda.blockIdx.x, (n + TILE - 1) // TILE, cuda.gridDim.x):
+            i = tile_row * TILE + ty
+            j = tile_col * TILE + tx
+            acc = float32(0.0)
+            for k0 in range(0, k_total, TILE):
+                # Loads are arranged so that threadIdx.x walks the contiguous axis in global memory.
+                if trans_a:  # A is (K, M)
+                    r = tile_row * TILE + tx
+                    k = k0 + ty
+                    tile_a[tx, ty] = a[k, r] if (r < m and k < k_total) else float32(0.0)
+                else:
+                    k = k0 + tx
+                    tile_a[ty, tx] = a[i, k] if (i < m and k < k_total) else float32(0.0)
+                if trans_b:  # B is (N, K)
+                    col = tile_col * TILE + ty
+                    k = k0 + tx
+                    tile_b[tx, ty] = b[col, k] if (col < n and k < k_total) else float32(0.0)
+                else:
+                    k = k0 + ty
+                    tile_b[ty, tx] = b[k, j] if (k < k_total and j < n) else float32(0.0)
+                cuda.syncthreads()
+                for kk in range(TILE):
+                    acc += tile_a[ty, kk] * tile_b[kk, tx]
+                cuda.syncthreads()  # nobody overwrites a tile another thread still reads
+            if i < m and j < n:
+                _store_epilogue(c, i, j, acc, alpha, beta, bias, has_bias, act)
+
+
+# Register blocking: a BLOCK_M x BLOCK_N tile of C per block of 16 x 16 threads; each thread owns
+# THREAD_M x THREAD_N outputs spaced 16 apart (so a warp's stores stay coalesced and its shared
+# loads conflict-free) and keeps them in registers (small constant local arrays become registers).
+BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 8
+THREAD_M, THREAD_N = 4, 4
+THREADS_Y, THREADS_X = BLOCK_M // THREAD_M, BLOCK_N // THREAD_N
+THREADS = THREADS_X * THREADS_Y
+LOADS_PER_THREAD = BLOCK_K * BLOCK_M // THREADS  # == BLOCK_K * BLOCK_N // THREADS
+SMEM_PAD = 4  # shifts each k-row by 4 banks so a warp's tile stores do not collide
+TILE_A_COLS, TILE_B_COLS = BLOCK_M + SMEM_PAD, BLOCK_N + SMEM_PAD  # shapes must be plain constants
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_register_blocked(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """64x64 tiles of C; each thread accumulates a 4x4 block of C in registers."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    tile_a = cuda.shared.array((BLOCK_K, TILE_A_COLS), float32)  # tile_a[k, row]
+    tile_b = cuda.shared.array((BLOCK_K, TILE_B_COLS), float32)  # tile_b[k, col]
+    acc = cuda.local.array((THREAD_M, THREAD_N), float32)
+    a_frag = cuda.local.array(THREAD_M, float32)
+    b_frag = cuda.local.array(THREAD_N, float32)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * THREADS_X + tx
+    for tile_row in range(cuda.blockIdx.y, (m + BLOCK_M - 1) // BLOCK_M, cuda.gridDim.y):
+        for tile_col in range(cuda.blockIdx.x, (n + BLOCK_N - 1) // BLOCK_N, cuda.gridDim.x):
+            row0 = tile_row * BLOCK_M
+            col0 = tile_col * BLOCK_N
+            for tm in range(THREAD_M):
+                for tn in range(THREAD_N):
+                    acc[tm, tn] = float32(0.0)
+            for k0 in range(0, k_total, BLOCK_K):
+                for load in range(LOADS_PER_THREAD):
+                    e = tid + load * THREADS
+                    if trans_a:  # A is (K, M): neighbouring threads read neighbouring rows of C
+                        r = e % BLOCK_M
+                        k = e // BLOCK_M
+                        gr = row0 + r
+                        gk = k0 + k
+                        tile_a[k, r] = a[gk, gr] if (gr < m and gk < k_total) else float32(0.0)
+                    else:  # A is (M, K): neighbouring threads read along k
+                        k = e % BLOCK_K
+                        r = e // BLOCK_K
+                        gr = row0 + r
+                        gk = k0 + k
+                        tile_a[k, r] = a[gr, gk] if (gr < m and gk < k_total) else float32(0.0)
+                    if trans_b:  # B is (N, K)
+                        k = e % BLOCK_K
+                        col = e // BLOCK_K
+                        gc = col0 + col
+                        gk = k0 + k
+                        tile_b[k, col] = b[gc, gk] if (gc < n and gk < k_total) else float32(0.0)
+                    else:  # B is (K, N)
+                        col = e % BLOCK_N
+                        k = e // BLOCK_N
+                        gc = col0 + col
+                        gk = k0 + k
+                        tile_b[k, col] = b[gk, gc] if (gc < n and gk < k_total) else float32(0.0)
+                cuda.syncthreads()
+                for k in range(BLOCK_K):
+                    for tm in range(THREAD_M):
+                        a_frag[tm] = tile_a[k, ty + tm * THREADS_Y]
+                    for tn in range(THREAD_N):
+                        b_frag[tn] = tile_b[k, tx + tn * THREADS_X]
+                    for tm in range(THREAD_M):
+                        for tn in range(THREAD_N):
+                            acc[tm, tn] += a_frag[tm] * b_frag[tn]
+                cuda.syncthreads()
+            for tm in range(THREAD_M):
+                i = row0 + ty + tm * THREADS_Y
+                for tn in range(THREAD_N):
+                    j = col0 + tx + tn * THREADS_X
+                    if i < m and j < n:
+                        _store_epilogue(c, i, j, acc[tm, tn], alpha, beta, bias, has_bias, act)
+
+
+# ------------------------------------------------------------------------------------------------
+# Launcher: validates, then picks the kernel and its launch shape
+# ------------------------------------------------------------------------------------------------
+
+_NO_BIAS = {}
+
+
+def _no_bias_device():
+    """A one-element placeholder for the bias argument when there is no bias (allocated once)."""
+    if "array" not in _NO_BIAS:
+        _NO_BIAS["array"] = cuda.to_device(np.zeros(1, np.float32))
+    return _NO_BIAS["array"]
+
+
+@implements("gemm", "cuda")
+def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
+              activation="none", version="register_blocked", stream=0):
+    m, n, _ = _check_gemm("cuda", out, a, b, trans_a, trans_b, bias, activation)
+    check_in("gemm", "version", version, CUDA_VERSIONS)
+    args = (out, a, b, np.float32(alpha), np.float32(beta), np.int32(trans_a), np.int32(trans_b),
+            _no_bias_device() if bias is None else bias, np.int32(bias is not None),
+            np.int32(ACTIVATIONS[activation]))
+    if version == "naive":
+        block = (8, 8) if SIMULATOR else (16, 16)
+        gemm_naive[tiles_2d(m, n, block[1], block[0]), block, stream](*args)
+    elif version == "shared_tiled":
+        gemm_shared_tiled[tiles_2d(m, n, TILE, TILE), (TILE, TILE), stream](*args)
+    else:
+        grid = tiles_2d(m, n, BLOCK_M, BLOCK_N)
+        gemm_register_blocked[grid, (THREADS_X, THREADS_Y), stream](*args)

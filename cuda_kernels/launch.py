@@ -1,0 +1,100 @@
+"""GPU kernels with eager signatures, compiled on first use, and the launch shapes we pick for them.
+
+``@gpu_kernel(signature)`` keeps the plain Python function and its one signature. On a GPU the first
+launch compiles exactly that signature (no type dispatch afterwards); in Numba's simulator the same
+function runs as Python threads; with no GPU at all, ``cuda_kernels.ptx`` still compiles every kernel
+to PTX for sm_90 from this registry. Compiling lazily, instead of with ``@cuda.jit(sig)`` at import,
+keeps the package importable on machines with no GPU and no simulator (the CPU backend needs neither).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+from numba import cuda
+
+SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
+
+# The simulator runs every thread as a Python thread (~150 us each): launch few, and let the kernels'
+# grid-stride loops cover the data. On a GPU, a few waves of blocks per SM are enough for a
+# grid-stride loop to reach full bandwidth.
+SIM_BLOCK_1D, SIM_MAX_BLOCKS = 32, 2
+GPU_BLOCK_1D, GPU_MAX_BLOCKS = 256, 132 * 16
+
+KERNELS: dict[str, GpuKernel] = {}
+
+
+class GpuKernel:
+    """A ``@cuda.jit`` kernel with one eager signature, compiled on first launch."""
+
+    def __init__(self, py_func, signature: str, fastmath: bool, notes: str = ""):
+        self.py_func = py_func
+        self.name = py_func.__name__
+        self.signature = signature
+        self.fastmath = fastmath
+        self.notes = notes
+        self._compiled = None
+        self.__doc__ = py_func.__doc__
+
+    @property
+    def compiled(self):
+        if self._compiled is None:
+            options = {} if SIMULATOR else {"fastmath": self.fastmath}
+            self._compiled = cuda.jit(self.signature, **options)(self.py_func)
+        return self._compiled
+
+    def __getitem__(self, launch_config):
+        return self.compiled[launch_config]
+
+    def __repr__(self) -> str:
+        return f"GpuKernel({self.name}: {self.signature})"
+
+
+def gpu_kernel(signature: str, fastmath: bool = False, notes: str = ""):
+    """Declare a CUDA kernel with its eager signature (float32 data, int32 indices and flags)."""
+
+    def declare(py_func) -> GpuKernel:
+        if py_func.__name__ in KERNELS:
+            raise ValueError(f"two GPU kernels named {py_func.__name__}")
+        kernel = GpuKernel(py_func, signature, fastmath, notes)
+        KERNELS[kernel.name] = kernel
+        return kernel
+
+    return declare
+
+
+def device_function(fn):
+    """A ``@cuda.jit(device=True)`` helper: inlined into the kernels that call it."""
+    return cuda.jit(device=True)(fn)
+
+
+def is_device_array(x) -> bool:
+    if SIMULATOR:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+        return isinstance(x, FakeCUDAArray)
+    return cuda.is_cuda_array(x) and not hasattr(x, "__array_interface__")
+
+
+def blocks_1d(n: int, block: int | None = None) -> tuple[int, int]:
+    """(blocks, threads per block) for a grid-stride loop over ``n`` elements."""
+    if SIMULATOR:
+        threads = block or SIM_BLOCK_1D
+        return max(1, min(math.ceil(n / threads), SIM_MAX_BLOCKS)), threads
+    threads = block or GPU_BLOCK_1D
+    return max(1, min(math.ceil(n / threads), GPU_MAX_BLOCKS)), threads
+
+
+def tiles_2d(rows: int, cols: int, tile_rows: int, tile_cols: int) -> tuple[int, int]:
+    """Grid (x over column tiles, y over row tiles) for kernels that loop over tiles grid-stride."""
+    gx, gy = math.ceil(cols / tile_cols), math.ceil(rows / tile_rows)
+    if SIMULATOR:
+        return max(1, min(gx, 2)), max(1, min(gy, 2))
+    return max(1, min(gx, 65535)), max(1, min(gy, 65535))
+
+
+def launch_1d(kernel: GpuKernel, n: int, block: int | None = None, stream=0):
+    """``kernel`` configured for a grid-stride loop over ``n`` elements: call it with the arguments."""
+    blocks, threads = blocks_1d(n, block)
+    return kernel[blocks, threads, stream]

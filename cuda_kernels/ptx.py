@@ -1,0 +1,149 @@
+"""Compile every GPU kernel to PTX for a given compute capability, with no GPU, and report resources.
+
+Needs the ``cuda`` extra (``numba-cuda[cu13]``: NVVM turns the kernel into PTX, nvJitLink assembles
+it for sm_90 and reports registers, shared, local memory and spills). Must run in a process without
+the simulator (``compile_ptx`` does not work under ``NUMBA_ENABLE_CUDASIM=1``).
+
+    python -m cuda_kernels.ptx                 # table of every kernel
+    python -m cuda_kernels.ptx --json          # the same as JSON (the compile test tier reads it)
+    python -m cuda_kernels.ptx gemm_naive --ptx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+
+DEFAULT_CC = (9, 0)
+
+
+@dataclass
+class KernelReport:
+    name: str
+    signature: str
+    registers: int
+    shared_bytes: int
+    local_bytes: int  # stack frame (lmem): what spills and non-register local arrays cost
+    spill_stores: int
+    spill_loads: int
+    f64_instructions: int
+    local_instructions: int  # ld.local / st.local in the PTX itself
+    ptx_lines: int
+    ptx: str = ""
+
+
+class CompilerUnavailable(RuntimeError):
+    pass
+
+
+def _assemble_log(ptx: str, cc) -> str:
+    try:
+        from cuda.bindings import nvjitlink
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise CompilerUnavailable("nvJitLink is missing: pip install -e '.[cuda]'") from exc
+    handle = nvjitlink.create(3, [f"-arch=sm_{cc[0]}{cc[1]}", "-verbose", "-Xptxas=-v"])
+    try:
+        data = ptx.encode()
+        nvjitlink.add_data(handle, nvjitlink.InputType.PTX, data, len(data), "kernel")
+        nvjitlink.complete(handle)
+        size = nvjitlink.get_info_log_size(handle)
+        log = bytearray(size)
+        nvjitlink.get_info_log(handle, log)
+        return log.decode(errors="replace")
+    finally:
+        nvjitlink.destroy(handle)
+
+
+def _number(pattern: str, text: str) -> int:
+    found = re.search(pattern, text)
+    return int(found.group(1)) if found else 0
+
+
+@contextmanager
+def _device_functions_target(cc):
+    """Let ``@cuda.jit(device=True)`` helpers compile with no GPU.
+
+    ``compile_ptx`` takes the compute capability as an argument, but a device function called from
+    the kernel is compiled by its own dispatcher, which asks the current device for it (numba-cuda
+    0.30 ``CUDADispatcher.compile_device``) and fails with no driver. For the length of one PTX
+    compile, that question is answered with the target we compile for.
+    """
+    from numba.cuda import dispatcher
+
+    original = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=tuple(cc))
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = original
+
+
+def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelReport:
+    from numba import cuda
+
+    try:
+        with _device_functions_target(cc):
+            ptx, _ = cuda.compile_ptx(kernel.py_func, kernel.signature, cc=cc, fastmath=kernel.fastmath)
+    except Exception as exc:
+        if "nvrtc" in str(exc).lower() or "nvvm" in str(exc).lower():
+            raise CompilerUnavailable(f"CUDA compiler libraries missing ({exc}): pip install -e '.[cuda]'") from exc
+        raise
+    log = _assemble_log(ptx, cc)
+    body = [line for line in ptx.splitlines() if line.strip() and not line.strip().startswith("//")]
+    return KernelReport(
+        name=kernel.name,
+        signature=kernel.signature,
+        registers=_number(r"used (\d+) registers", log),
+        shared_bytes=_number(r"(\d+) bytes smem", log),
+        local_bytes=_number(r"(\d+) bytes lmem", log) or _number(r"(\d+) bytes stack frame", log),
+        spill_stores=_number(r"(\d+) bytes spill stores", log),
+        spill_loads=_number(r"(\d+) bytes spill loads", log),
+        f64_instructions=sum(1 for line in body if re.search(r"\.f64\b", line)),
+        local_instructions=sum(1 for line in body if re.search(r"\b(ld|st)\.local\b", line)),
+        ptx_lines=len(body),
+        ptx=ptx if keep_ptx else "",
+    )
+
+
+def compile_all(cc=DEFAULT_CC, names=None, keep_ptx: bool = False) -> list[KernelReport]:
+    from . import KERNELS, SIMULATOR
+
+    if SIMULATOR:
+        raise CompilerUnavailable("PTX cannot be compiled under NUMBA_ENABLE_CUDASIM=1; run in a fresh process")
+    unknown = set(names or ()) - set(KERNELS)
+    if unknown:
+        raise ValueError(f"unknown kernel(s) {sorted(unknown)}; known: {sorted(KERNELS)}")
+    return [compile_kernel(KERNELS[n], cc, keep_ptx) for n in sorted(KERNELS) if not names or n in names]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cuda_kernels.ptx", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="kernels to compile (default: all)")
+    parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0 (default)")
+    parser.add_argument("--json", action="store_true", help="print the reports as JSON")
+    parser.add_argument("--ptx", action="store_true", help="print the PTX too")
+    args = parser.parse_args(argv)
+    cc = tuple(int(x) for x in args.cc.split("."))
+    try:
+        reports = compile_all(cc, args.names, keep_ptx=args.ptx)
+    except (CompilerUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([asdict(r) for r in reports], indent=1))
+        return 0
+    for r in reports:
+        print(f"{r.name:32s} regs {r.registers:3d}  smem {r.shared_bytes:6d} B  lmem {r.local_bytes:4d} B  "
+              f"spills {r.spill_stores}/{r.spill_loads}  f64 {r.f64_instructions}")
+        if args.ptx:
+            print(r.ptx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

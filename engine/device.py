@@ -1,0 +1,114 @@
+"""Devices: where arrays live and which kernel backend runs on them.
+
+``Device("cpu")``  multi-core CPU: NumPy arrays, Numba ``prange`` twins, BLAS.
+``Device("cuda")`` the GPU through numba-cuda device arrays; under ``NUMBA_ENABLE_CUDASIM=1`` the
+                   same kernels run in Numba's CUDA simulator (and the repr says so).
+``Device("auto")`` cuda when a real GPU is present, else cpu.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import cuda_probe
+
+DEVICE_NAMES = ("cpu", "cuda", "auto")
+
+
+class DeviceUnavailable(RuntimeError):
+    """The device asked for cannot be used on this machine."""
+
+
+def _resolve(name: str) -> str:
+    if not isinstance(name, str) or name not in DEVICE_NAMES + ("sim",):
+        raise ValueError(f"unknown device {name!r}: choose one of cpu, cuda, auto")
+    if name == "sim":
+        cuda_probe.enable_simulator()
+        return "cuda"
+    if name == "auto":
+        return "cuda" if cuda_probe.real_gpu_count() > 0 and not cuda_probe.simulator_requested() else "cpu"
+    if name == "cuda" and not cuda_probe.simulator_requested() and cuda_probe.real_gpu_count() == 0:
+        raise DeviceUnavailable(
+            "no CUDA GPU found on this machine; to run the CUDA kernels in Numba's simulator "
+            f"(slow, for correctness only) set {cuda_probe.SIMULATOR_VARIABLE}=1 before starting Python, "
+            "or pass --device sim to cli.py"
+        )
+    return name
+
+
+class Device:
+    """A place for arrays plus the kernel backend that computes on them."""
+
+    def __init__(self, name: str = "auto"):
+        if isinstance(name, Device):
+            name = name.name
+        self.name = _resolve(name)
+        from cuda_kernels import SIMULATOR, get_backend
+
+        self.simulator = self.name == "cuda" and SIMULATOR
+        self.kernels = get_backend(self.name)
+        if self.name == "cuda":
+            from numba import cuda
+
+            self._cuda = cuda
+
+    # -- arrays ------------------------------------------------------------------------------------
+    @staticmethod
+    def _kernel_dtype(dtype) -> np.dtype:
+        """float data becomes float32 (what every kernel computes in); integer labels keep their type."""
+        dtype = np.dtype(dtype)
+        return np.dtype(np.float32) if np.issubdtype(dtype, np.floating) else dtype
+
+    def asarray(self, array) -> object:
+        """Copy a NumPy array (or anything array-like) onto this device, as a C-contiguous array."""
+        if self.owns(array) and np.dtype(array.dtype) == self._kernel_dtype(array.dtype) and (
+                array.flags.c_contiguous if isinstance(array, np.ndarray) else array.is_c_contiguous()):
+            return array
+        if self.name == "cpu" and not isinstance(array, np.ndarray) and hasattr(array, "copy_to_host"):
+            array = array.copy_to_host()
+        host = np.ascontiguousarray(array, dtype=self._kernel_dtype(np.asarray(array).dtype))
+        if self.name == "cpu":
+            return host
+        return self._cuda.to_device(host)
+
+    def to_numpy(self, array) -> np.ndarray:
+        if isinstance(array, np.ndarray):
+            return array
+        if hasattr(array, "copy_to_host"):
+            return array.copy_to_host()
+        raise TypeError(f"to_numpy: expected a NumPy or CUDA device array, got {type(array).__name__}")
+
+    def empty(self, shape, dtype=np.float32):
+        if self.name == "cpu":
+            return np.empty(shape, dtype)
+        return self._cuda.device_array(shape, dtype)
+
+    def zeros(self, shape, dtype=np.float32):
+        if self.name == "cpu":
+            return np.zeros(shape, dtype)
+        out = self._cuda.device_array(shape, dtype)
+        if np.dtype(dtype) == np.float32:
+            self.kernels.fill(out, 0.0)  # on the device: no host buffer, no transfer
+        else:
+            out.copy_to_device(np.zeros(shape, dtype))
+        return out
+
+    def owns(self, array) -> bool:
+        """True when ``array`` lives on this device."""
+        from cuda_kernels.launch import is_device_array
+
+        return is_device_array(array) if self.name == "cuda" else isinstance(array, np.ndarray)
+
+    def synchronize(self) -> None:
+        if self.name == "cuda":
+            self._cuda.synchronize()
+
+    # -- identity ----------------------------------------------------------------------------------
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Device) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return "Device('cuda', simulator=True)" if self.simulator else f"Device({self.name!r})"

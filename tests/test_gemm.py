@@ -1,0 +1,101 @@
+"""GEMM: every version on every backend against a float64 reference."""
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend
+
+from cuda_kernels import gemm as G
+
+VERSIONS = {"numpy": [None], "cpu": list(G.CPU_VERSIONS), "cuda": list(G.CUDA_VERSIONS)}
+
+
+def gemm_case(backend):
+    sim = simulated(backend)
+    dims = st.sampled_from([1, 3, 15, 16, 17, 31, 64, 65]) if sim else st.sampled_from(
+        [1, 2, 7, 15, 16, 17, 63, 64, 65, 127, 129, 251])
+    return st.fixed_dictionaries({
+        "m": dims, "n": dims, "k": dims,
+        "trans_a": st.booleans(), "trans_b": st.booleans(),
+        "alpha": st.sampled_from([1.0, 0.5, -2.0]), "beta": st.sampled_from([0.0, 1.0, -0.5]),
+        "bias": st.booleans(), "activation": st.sampled_from(["none", "relu", "tanh"]),
+        "version": st.sampled_from(VERSIONS[backend]), "seed": st.integers(0, 2**16),
+    }).filter(lambda c: not sim or c["m"] * c["n"] * c["k"] <= 65 * 65 * 17)
+
+
+def run_gemm(backend, c):
+    rng = np.random.default_rng(c["seed"])
+    m, n, k = c["m"], c["n"], c["k"]
+    a = random_array(rng, (k, m) if c["trans_a"] else (m, k))
+    b = random_array(rng, (n, k) if c["trans_b"] else (k, n))
+    bias = random_array(rng, (n,)) if c["bias"] else None
+    c0 = random_array(rng, (m, n))
+
+    expected = c0.astype(np.float64)
+    kernels("numpy").gemm(expected, a.astype(np.float64), b.astype(np.float64), c["alpha"], c["beta"],
+                          c["trans_a"], c["trans_b"], None if bias is None else bias.astype(np.float64),
+                          c["activation"])
+    # beta == 0 promises C is not read: poison it to prove that
+    out = to_backend(backend, c0) if c["beta"] != 0 else poisoned(backend, (m, n))
+    extra = {} if c["version"] is None else {"version": c["version"]}
+    kernels(backend).gemm(out, to_backend(backend, a), to_backend(backend, b), c["alpha"], c["beta"],
+                          c["trans_a"], c["trans_b"], None if bias is None else to_backend(backend, bias),
+                          c["activation"], **extra)
+    assert_close(out, expected, rtol=1e-4, atol=2e-5 * k * abs(c["alpha"]) + 1e-5, what=str(c))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gemm_matches_float64_reference(backend):
+    for_all(backend, gemm_case(backend), lambda c: run_gemm(backend, c), sim_examples=6)
+
+
+@pytest.mark.parametrize("version", G.CUDA_VERSIONS)
+@pytest.mark.gpu
+def test_every_cuda_version_on_a_tile_straddling_shape(version):
+    run_gemm("cuda", dict(m=17, n=65, k=9, trans_a=True, trans_b=False, alpha=1.0, beta=0.0, bias=True,
+                          activation="relu", version=version, seed=3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", G.CPU_VERSIONS)
+def test_cpu_twins_at_realistic_size(version):
+    run_gemm("cpu", dict(m=513, n=1024, k=769, trans_a=False, trans_b=True, alpha=1.0, beta=0.5, bias=True,
+                         activation="none", version=version, seed=1))
+
+
+def test_blas_writes_into_the_callers_buffer():
+    rng = np.random.default_rng(0)
+    a, b = random_array(rng, (5, 3)), random_array(rng, (3, 4))
+    out = np.full((5, 4), np.nan, np.float32)
+    before = out.__array_interface__["data"][0]
+    kernels("cpu").gemm(out, a, b)
+    assert out.__array_interface__["data"][0] == before
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_gemm_rejects_bad_arguments(backend):
+    k = kernels(backend)
+    a, b = to_backend(backend, np.ones((4, 3), np.float32)), to_backend(backend, np.ones((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"gemm: argument 'out' expects shape \(4, 5\)"):
+        k.gemm(to_backend(backend, np.ones((5, 4), np.float32)), a, b)
+    with pytest.raises(ValueError, match="inner dimensions differ"):
+        k.gemm(to_backend(backend, np.ones((4, 5), np.float32)), a, a)
+    with pytest.raises(TypeError, match="argument 'a' expects dtype float32"):
+        k.gemm(to_backend(backend, np.ones((4, 5), np.float32)), to_backend(backend, np.ones((4, 3))), b)
+    with pytest.raises(ValueError, match="'version' must be one of"):
+        k.gemm(to_backend(backend, np.ones((4, 5), np.float32)), a, b, version="turbo")
+    with pytest.raises(ValueError, match="'activation' must be one of"):
+        k.gemm(to_backend(backend, np.ones((4, 5), np.float32)), a, b, activation="gelu")
+
+
+def test_gemm_rejects_views_and_arrays_on_the_wrong_device():
+    a = np.ones((4, 6), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernels("cpu").gemm(np.ones((4, 4), np.float32), a[:, ::2], np.ones((3, 4), np.float32))
+    with pytest.raises(TypeError, match="must be a CUDA device array"):
+        kernels("cuda").gemm(np.ones((4, 4), np.float32), a, np.ones((6, 4), np.float32))
+    with pytest.raises(TypeError, match="must be a NumPy array"):
+        kernels("cpu").gemm(np.ones((4, 4), np.float32), to_backend("cuda", a), np.ones((6, 4), np.float32))
+    with pytest.raises(ValueError, match="overlaps an input"):
+        kernels("cpu").gemm(a, a, np.ones((6, 6), np.float32))
