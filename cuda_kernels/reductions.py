@@ -1,0 +1,439 @@
+"""Reductions: column sums (bias gradients), mean, softmax + cross-entropy (forward, backward),
+mean squared error, argmax per row and counting matches (accuracy).
+
+Shapes: x (M, N) -> column sums (N,); logits, probs, dlogits (N, C); labels, predictions (N,) int32;
+loss, count (1,) so the scalar stays on the device until the one copy the training step makes.
+
+Napkin math: each op reads its input once (4 bytes/element) and does 1-3 FLOPs per element
+(softmax: exp + a few adds per logit): memory-bound, like the elementwise ops. The single-block
+reductions (mean, count) are meant for per-sample vectors (N <= a few thousand), where one block
+streaming the vector is cheaper than a second launch.
+
+Softmax is computed stably: subtract the row maximum before exp, so no logit overflows. A label out of
+[0, C) is rejected at the boundary on the CPU backends; on the GPU (where checking would cost a copy)
+it makes that row's loss NaN, which the training loop reports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float32, int32, njit, prange
+
+from .backend import implements
+from .checks import INDEX, check_array, float_dtype
+from .launch import SIMULATOR, gpu_kernel, launch_1d, tiles_2d
+
+REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
+REDUCE_SHARED = 256
+COLUMN_TILE, ROW_STRIPES = 32, 8
+
+
+def _check_softmax(op, backend, probs, logits, labels):
+    dt = float_dtype(backend)
+    n, c = check_array(op, "logits", logits, backend, dtype=dt, ndim=2)
+    check_array(op, "probs", probs, backend, shape=(n, c), dtype=dt)
+    check_array(op, "labels", labels, backend, shape=(n,), dtype=INDEX)
+    if backend != "cuda" and n and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"{op}: argument 'labels' must lie in [0, {c}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    return n, c
+
+
+def _check_scalar_out(op, name, out, backend, dtype):
+    check_array(op, name, out, backend, shape=(1,), dtype=dtype)
+
+
+def _check_column_sums(backend, out, x):
+    rows, cols = check_array("column_sums", "x", x, backend, dtype=float_dtype(backend), ndim=2)
+    check_array("column_sums", "out", out, backend, shape=(cols,), dtype=float_dtype(backend))
+    return rows, cols
+
+
+def _check_mse(backend, loss, squared_error, pred, target):
+    dt = float_dtype(backend)
+    shape = check_array("mse_forward", "pred", pred, backend, dtype=dt)
+    check_array("mse_forward", "target", target, backend, shape=shape, dtype=dt)
+    check_array("mse_forward", "squared_error", squared_error, backend, shape=shape, dtype=dt)
+    _check_scalar_out("mse_forward", "loss", loss, backend, dt)
+
+
+def _check_argmax(backend, out, x):
+    n, _ = check_array("argmax_rows", "x", x, backend, dtype=float_dtype(backend), ndim=2)
+    check_array("argmax_rows", "out", out, backend, shape=(n,), dtype=INDEX)
+
+
+def _check_count(backend, out, a, b):
+    shape = check_array("count_equal", "a", a, backend, dtype=INDEX, ndim=1)
+    check_array("count_equal", "b", b, backend, shape=shape, dtype=INDEX)
+    _check_scalar_out("count_equal", "out", out, backend, INDEX)
+
+
+# ------------------------------------------------------------------------------------------------
+# NumPy references
+# ------------------------------------------------------------------------------------------------
+
+
+@implements("column_sums", "numpy")
+def column_sums_reference(out, x):
+    _check_column_sums("numpy", out, x)
+    out[...] = x.sum(axis=0)
+
+
+@implements("softmax_cross_entropy_forward", "numpy")
+def softmax_cross_entropy_forward_reference(loss, row_losses, probs, logits, labels):
+    n, _ = _check_softmax("softmax_cross_entropy_forward", "numpy", probs, logits, labels)
+    check_array("softmax_cross_entropy_forward", "row_losses", row_losses, "numpy", shape=(n,), dtype=None)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1))
+    probs[...] = np.exp(shifted - log_sum[:, None])
+    row_losses[...] = log_sum - shifted[np.arange(n), labels]
+    loss[0] = row_losses.mean()
+
+
+@implements("softmax_cross_entropy_backward", "numpy")
+def softmax_cross_entropy_backward_reference(dlogits, probs, labels, scale):
+    n, c = _check_softmax("softmax_cross_entropy_backward", "numpy", probs, probs, labels)
+    check_array("softmax_cross_entropy_backward", "dlogits", dlogits, "numpy", shape=(n, c), dtype=None)
+    dlogits[...] = probs
+    dlogits[np.arange(n), labels] -= 1
+    dlogits *= scale
+
+
+@implements("mse_forward", "numpy")
+def mse_forward_reference(loss, squared_error, pred, target):
+    _check_mse("numpy", loss, squared_error, pred, target)
+    squared_error[...] = (pred - target) ** 2
+    loss[0] = squared_error.mean()
+
+
+@implements("mse_backward", "numpy")
+def mse_backward_reference(dpred, pred, target):
+    shape = check_array("mse_backward", "pred", pred, "numpy", dtype=None)
+    check_array("mse_backward", "target", target, "numpy", shape=shape, dtype=None)
+    check_array("mse_backward", "dpred", dpred, "numpy", shape=shape, dtype=None)
+    dpred[...] = 2 * (pred - target) / pred.size
+
+
+@implements("argmax_rows", "numpy")
+def argmax_rows_reference(out, x):
+    _check_argmax("numpy", out, x)
+    out[...] = x.argmax(axis=1)
+
+
+@implements("count_equal", "numpy")
+def count_equal_reference(out, a, b):
+    _check_count("numpy", out, a, b)
+    out[0] = np.count_nonzero(a == b)
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU twins
+# ------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _column_sums_cpu(out, x):
+    rows, cols = x.shape
+    for j in prange(cols):  # each thread owns whole columns: no shared partial sums, no races
+        acc = np.float32(0.0)
+        for i in range(rows):
+            acc += x[i, j]
+        out[j] = acc
+
+
+@njit(parallel=True, cache=True)
+def _softmax_cross_entropy_cpu(row_losses, probs, logits, labels):
+    n, c = logits.shape
+    for i in prange(n):
+        biggest = logits[i, 0]
+        for j in range(1, c):
+            biggest = max(biggest, logits[i, j])
+        total = np.float32(0.0)
+        for j in range(c):
+            e = np.exp(logits[i, j] - biggest)
+            probs[i, j] = e
+            total += e
+        for j in range(c):
+            probs[i, j] /= total
+        row_losses[i] = np.log(total) + biggest - logits[i, labels[i]]
+
+
+@njit(cache=True)
+def _mean_cpu(x):
+    total = np.float64(0.0)  # a CPU scalar sum: float64 costs nothing here and loses nothing
+    for i in range(x.size):
+        total += x[i]
+    return np.float32(total / x.size)
+
+
+@njit(parallel=True, cache=True)
+def _softmax_cross_entropy_backward_cpu(dlogits, probs, labels, scale):
+    n, c = probs.shape
+    for i in prange(n):
+        for j in range(c):
+            dlogits[i, j] = probs[i, j] * scale
+        dlogits[i, labels[i]] -= scale
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _squared_error_cpu(out, pred, target):
+    for i in prange(pred.size):
+        d = pred[i] - target[i]
+        out[i] = d * d
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _mse_backward_cpu(dpred, pred, target, scale):
+    for i in prange(pred.size):
+        dpred[i] = scale * (pred[i] - target[i])
+
+
+@njit(parallel=True, cache=True)
+def _argmax_rows_cpu(out, x):
+    n, c = x.shape
+    for i in prange(n):
+        best = 0
+        for j in range(1, c):
+            if x[i, j] > x[i, best]:
+                best = j
+        out[i] = best
+
+
+@implements("column_sums", "cpu")
+def column_sums_cpu(out, x):
+    _check_column_sums("cpu", out, x)
+    _column_sums_cpu(out, x)
+
+
+@implements("softmax_cross_entropy_forward", "cpu")
+def softmax_cross_entropy_forward_cpu(loss, row_losses, probs, logits, labels):
+    n, _ = _check_softmax("softmax_cross_entropy_forward", "cpu", probs, logits, labels)
+    check_array("softmax_cross_entropy_forward", "row_losses", row_losses, "cpu", shape=(n,))
+    _check_scalar_out("softmax_cross_entropy_forward", "loss", loss, "cpu", np.float32)
+    _softmax_cross_entropy_cpu(row_losses, probs, logits, labels)
+    loss[0] = _mean_cpu(row_losses)
+
+
+@implements("softmax_cross_entropy_backward", "cpu")
+def softmax_cross_entropy_backward_cpu(dlogits, probs, labels, scale):
+    n, c = _check_softmax("softmax_cross_entropy_backward", "cpu", probs, probs, labels)
+    check_array("softmax_cross_entropy_backward", "dlogits", dlogits, "cpu", shape=(n, c))
+    _softmax_cross_entropy_backward_cpu(dlogits, probs, labels, np.float32(scale))
+
+
+@implements("mse_forward", "cpu")
+def mse_forward_cpu(loss, squared_error, pred, target):
+    _check_mse("cpu", loss, squared_error, pred, target)
+    _squared_error_cpu(squared_error.reshape(-1), pred.reshape(-1), target.reshape(-1))
+    loss[0] = _mean_cpu(squared_error.reshape(-1))
+
+
+@implements("mse_backward", "cpu")
+def mse_backward_cpu(dpred, pred, target):
+    shape = check_array("mse_backward", "pred", pred, "cpu")
+    check_array("mse_backward", "target", target, "cpu", shape=shape)
+    check_array("mse_backward", "dpred", dpred, "cpu", shape=shape)
+    _mse_backward_cpu(dpred.reshape(-1), pred.reshape(-1), target.reshape(-1), np.float32(2.0 / pred.size))
+
+
+@implements("argmax_rows", "cpu")
+def argmax_rows_cpu(out, x):
+    _check_argmax("cpu", out, x)
+    _argmax_rows_cpu(out, x)
+
+
+@implements("count_equal", "cpu")
+def count_equal_cpu(out, a, b):
+    _check_count("cpu", out, a, b)
+    out[0] = np.count_nonzero(a == b)
+
+
+# ------------------------------------------------------------------------------------------------
+# GPU kernels
+# ------------------------------------------------------------------------------------------------
+
+
+@gpu_kernel("void(float32[::1], float32[:, ::1])", fastmath=True)
+def column_sums_kernel(out, x):
+    """Blocks of (32 columns x 8 row stripes): coalesced row reads, then a shared-memory fold."""
+    partial = cuda.shared.array((ROW_STRIPES, COLUMN_TILE), float32)
+    rows, cols = x.shape
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    for tile in range(cuda.blockIdx.x, (cols + COLUMN_TILE - 1) // COLUMN_TILE, cuda.gridDim.x):
+        j = tile * COLUMN_TILE + tx
+        acc = float32(0.0)
+        if j < cols:
+            for i in range(ty, rows, ROW_STRIPES):
+                acc += x[i, j]
+        partial[ty, tx] = acc
+        cuda.syncthreads()
+        if ty == 0:
+            for stripe in range(1, ROW_STRIPES):
+                acc += partial[stripe, tx]
+            if j < cols:
+                out[j] = acc
+        cuda.syncthreads()  # the next tile reuses `partial`
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32)", fastmath=True)
+def scaled_sum_kernel(out, x, scale):
+    """One block: out[0] = scale * sum(x), by a grid-stride sum per thread and a shared-memory tree."""
+    partial = cuda.shared.array(REDUCE_SHARED, float32)
+    t = cuda.threadIdx.x
+    acc = float32(0.0)
+    for i in range(t, x.size, cuda.blockDim.x):
+        acc += x[i]
+    partial[t] = acc
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half:
+            partial[t] += partial[t + half]
+        cuda.syncthreads()
+        half //= 2
+    if t == 0:
+        out[0] = partial[0] * scale
+
+
+@gpu_kernel("void(float32[::1], float32[:, ::1], float32[:, ::1], int32[::1])")
+def softmax_cross_entropy_kernel(row_losses, probs, logits, labels):
+    """One thread per row (C is small: 10 classes): stable softmax and that row's loss."""
+    n, c = logits.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, n, stride):
+        biggest = logits[i, 0]
+        for j in range(1, c):
+            biggest = max(biggest, logits[i, j])
+        total = float32(0.0)
+        for j in range(c):
+            e = math.exp(logits[i, j] - biggest)
+            probs[i, j] = e
+            total += e
+        inv = float32(1.0) / total
+        for j in range(c):
+            probs[i, j] *= inv
+        label = labels[i]
+        if 0 <= label < c:
+            row_losses[i] = math.log(total) + biggest - logits[i, label]
+        else:
+            row_losses[i] = float32(math.nan)
+
+
+@gpu_kernel("void(float32[:, ::1], float32[:, ::1], int32[::1], float32)", fastmath=True)
+def softmax_cross_entropy_backward_kernel(dlogits, probs, labels, scale):
+    n, c = probs.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, n * c, stride):
+        i = e // c
+        j = e - i * c
+        hit = float32(1.0) if labels[i] == j else float32(0.0)
+        dlogits[i, j] = (probs[i, j] - hit) * scale
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1])", fastmath=True)
+def squared_error_kernel(out, pred, target):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, pred.size, stride):
+        d = pred[i] - target[i]
+        out[i] = d * d
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1], float32)", fastmath=True)
+def mse_backward_kernel(dpred, pred, target, scale):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, pred.size, stride):
+        dpred[i] = scale * (pred[i] - target[i])
+
+
+@gpu_kernel("void(int32[::1], float32[:, ::1])")
+def argmax_rows_kernel(out, x):
+    n, c = x.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, n, stride):
+        best = 0
+        for j in range(1, c):
+            if x[i, j] > x[i, best]:
+                best = j
+        out[i] = best
+
+
+@gpu_kernel("void(int32[::1], int32[::1], int32[::1])")
+def count_equal_kernel(out, a, b):
+    """One block counts matches: per-thread counts, then a shared-memory tree (no atomics)."""
+    partial = cuda.shared.array(REDUCE_SHARED, int32)
+    t = cuda.threadIdx.x
+    acc = 0
+    for i in range(t, a.size, cuda.blockDim.x):
+        if a[i] == b[i]:
+            acc += 1
+    partial[t] = acc
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half:
+            partial[t] += partial[t + half]
+        cuda.syncthreads()
+        half //= 2
+    if t == 0:
+        out[0] = partial[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Launchers
+# ------------------------------------------------------------------------------------------------
+
+
+@implements("column_sums", "cuda")
+def column_sums_cuda(out, x, stream=0):
+    rows, cols = _check_column_sums("cuda", out, x)
+    grid = tiles_2d(1, cols, 1, COLUMN_TILE)[0]
+    column_sums_kernel[grid, (COLUMN_TILE, ROW_STRIPES), stream](out, x)
+
+
+@implements("softmax_cross_entropy_forward", "cuda")
+def softmax_cross_entropy_forward_cuda(loss, row_losses, probs, logits, labels, block=None, stream=0):
+    n, _ = _check_softmax("softmax_cross_entropy_forward", "cuda", probs, logits, labels)
+    check_array("softmax_cross_entropy_forward", "row_losses", row_losses, "cuda", shape=(n,))
+    _check_scalar_out("softmax_cross_entropy_forward", "loss", loss, "cuda", np.float32)
+    launch_1d(softmax_cross_entropy_kernel, n, block, stream)(row_losses, probs, logits, labels)
+    scaled_sum_kernel[1, REDUCE_THREADS, stream](loss, row_losses, np.float32(1.0 / n))
+
+
+@implements("softmax_cross_entropy_backward", "cuda")
+def softmax_cross_entropy_backward_cuda(dlogits, probs, labels, scale, block=None, stream=0):
+    n, c = _check_softmax("softmax_cross_entropy_backward", "cuda", probs, probs, labels)
+    check_array("softmax_cross_entropy_backward", "dlogits", dlogits, "cuda", shape=(n, c))
+    launch_1d(softmax_cross_entropy_backward_kernel, n * c, block, stream)(dlogits, probs, labels, np.float32(scale))
+
+
+@implements("mse_forward", "cuda")
+def mse_forward_cuda(loss, squared_error, pred, target, block=None, stream=0):
+    _check_mse("cuda", loss, squared_error, pred, target)
+    flat = squared_error.reshape(squared_error.size)
+    launch_1d(squared_error_kernel, pred.size, block, stream)(flat, pred.reshape(pred.size),
+                                                              target.reshape(target.size))
+    scaled_sum_kernel[1, REDUCE_THREADS, stream](loss, flat, np.float32(1.0 / pred.size))
+
+
+@implements("mse_backward", "cuda")
+def mse_backward_cuda(dpred, pred, target, block=None, stream=0):
+    shape = check_array("mse_backward", "pred", pred, "cuda")
+    check_array("mse_backward", "target", target, "cuda", shape=shape)
+    check_array("mse_backward", "dpred", dpred, "cuda", shape=shape)
+    launch_1d(mse_backward_kernel, pred.size, block, stream)(
+        dpred.reshape(dpred.size), pred.reshape(pred.size), target.reshape(target.size), np.float32(2.0 / pred.size))
+
+
+@implements("argmax_rows", "cuda")
+def argmax_rows_cuda(out, x, block=None, stream=0):
+    _check_argmax("cuda", out, x)
+    launch_1d(argmax_rows_kernel, x.shape[0], block, stream)(out, x)
+
+
+@implements("count_equal", "cuda")
+def count_equal_cuda(out, a, b, stream=0):
+    _check_count("cuda", out, a, b)
+    count_equal_kernel[1, REDUCE_THREADS, stream](out, a, b)

@@ -1,0 +1,88 @@
+"""Reductions and losses on every backend against float64 references."""
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend, to_host
+
+
+def case(backend):
+    sim = simulated(backend)
+    return st.fixed_dictionaries({
+        "n": st.sampled_from([1, 2, 31, 32, 33, 65] if sim else [1, 7, 31, 32, 33, 255, 257, 1031]),
+        "c": st.sampled_from([1, 2, 10, 31, 33] if sim else [1, 2, 10, 31, 32, 33, 100]),
+        "scale": st.sampled_from([1.0, 10.0, 300.0]),  # 300: logits that overflow exp without the max shift
+        "seed": st.integers(0, 2**16),
+    })
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_softmax_cross_entropy_forward_backward(backend):
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        n, C = c["n"], c["c"]
+        logits = random_array(rng, (n, C), c["scale"])
+        labels = rng.integers(0, C, n).astype(np.int32)
+        ref = kernels("numpy")
+        loss64, rows64, probs64 = np.empty(1), np.empty(n), np.empty((n, C))
+        ref.softmax_cross_entropy_forward(loss64, rows64, probs64, logits.astype(np.float64), labels)
+        k = kernels(backend)
+        loss, rows, probs = poisoned(backend, (1,)), poisoned(backend, (n,)), poisoned(backend, (n, C))
+        k.softmax_cross_entropy_forward(loss, rows, probs, to_backend(backend, logits), to_backend(backend, labels))
+        tol = 2e-6 * max(1.0, c["scale"])
+        assert_close(probs, probs64, 1e-4, 1e-6, "probs")
+        assert_close(rows, rows64, 1e-4, tol, "row losses")
+        assert_close(loss, loss64, 1e-4, tol, "mean loss")
+        dlogits = poisoned(backend, (n, C))
+        k.softmax_cross_entropy_backward(dlogits, to_backend(backend, to_host(probs)), to_backend(backend, labels), 1 / n)
+        d64 = np.empty((n, C))
+        ref.softmax_cross_entropy_backward(d64, to_host(probs).astype(np.float64), labels, 1 / n)
+        assert_close(dlogits, d64, 1e-5, 1e-7, "dlogits")
+
+    for_all(backend, case(backend), check, sim_examples=3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_column_sums_argmax_count_mse(backend):
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        n, C = c["n"], c["c"]
+        x = random_array(rng, (n, C))
+        k = kernels(backend)
+        X = to_backend(backend, x)
+        sums = poisoned(backend, (C,))
+        k.column_sums(sums, X)
+        assert_close(sums, x.astype(np.float64).sum(0), 1e-5, 1e-5 * n, "column_sums")
+        arg = poisoned(backend, (n,), np.int32)
+        k.argmax_rows(arg, X)
+        np.testing.assert_array_equal(to_host(arg), x.argmax(1))
+        labels = rng.integers(0, C, n).astype(np.int32)
+        count = poisoned(backend, (1,), np.int32)
+        k.count_equal(count, arg, to_backend(backend, labels))
+        assert to_host(count)[0] == np.count_nonzero(x.argmax(1) == labels)
+        target = random_array(rng, (n, C))
+        loss, sq = poisoned(backend, (1,)), poisoned(backend, (n, C))
+        k.mse_forward(loss, sq, X, to_backend(backend, target))
+        assert_close(loss, [((x.astype(np.float64) - target) ** 2).mean()], 1e-5, 1e-7, "mse")
+        dpred = poisoned(backend, (n, C))
+        k.mse_backward(dpred, X, to_backend(backend, target))
+        assert_close(dpred, 2 * (x.astype(np.float64) - target) / x.size, 1e-5, 1e-9, "mse backward")
+
+    for_all(backend, case(backend), check, sim_examples=3)
+
+
+def test_out_of_range_labels_are_rejected_on_the_cpu():
+    logits = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"'labels' must lie in \[0, 3\)"):
+        kernels("cpu").softmax_cross_entropy_forward(np.zeros(1, np.float32), np.zeros(2, np.float32),
+                                                     np.zeros((2, 3), np.float32), logits, np.array([0, 3], np.int32))
+
+
+@pytest.mark.gpu
+def test_out_of_range_labels_make_the_gpu_loss_nan():
+    k = kernels("cuda")
+    loss = poisoned("cuda", (1,))
+    k.softmax_cross_entropy_forward(loss, poisoned("cuda", (2,)), poisoned("cuda", (2, 3)),
+                                    to_backend("cuda", np.zeros((2, 3), np.float32)),
+                                    to_backend("cuda", np.array([0, 5], np.int32)))
+    assert np.isnan(to_host(loss)[0])
