@@ -76,9 +76,10 @@ def _check_count(backend, out, a, b):
 
 
 @implements("column_sums", "numpy")
-def column_sums_reference(out, x):
+def column_sums_reference(out, x, accumulate=False):
+    """out = sum over rows of x (accumulate=True: out += that sum, for gradients summed over time)."""
     _check_column_sums("numpy", out, x)
-    out[...] = x.sum(axis=0)
+    out[...] = x.sum(axis=0) + (out if accumulate else 0)
 
 
 @implements("softmax_cross_entropy_forward", "numpy")
@@ -134,10 +135,10 @@ def count_equal_reference(out, a, b):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _column_sums_cpu(out, x):
+def _column_sums_cpu(out, x, accumulate):
     rows, cols = x.shape
     for j in prange(cols):  # each thread owns whole columns: no shared partial sums, no races
-        acc = np.float32(0.0)
+        acc = out[j] if accumulate else np.float32(0.0)
         for i in range(rows):
             acc += x[i, j]
         out[j] = acc
@@ -202,9 +203,9 @@ def _argmax_rows_cpu(out, x):
 
 
 @implements("column_sums", "cpu")
-def column_sums_cpu(out, x):
+def column_sums_cpu(out, x, accumulate=False):
     _check_column_sums("cpu", out, x)
-    _column_sums_cpu(out, x)
+    _column_sums_cpu(out, x, accumulate)
 
 
 @implements("softmax_cross_entropy_forward", "cpu")
@@ -255,8 +256,8 @@ def count_equal_cpu(out, a, b):
 # ------------------------------------------------------------------------------------------------
 
 
-@gpu_kernel("void(float32[::1], float32[:, ::1])", fastmath=True)
-def column_sums_kernel(out, x):
+@gpu_kernel("void(float32[::1], float32[:, ::1], int32)", fastmath=True)
+def column_sums_kernel(out, x, accumulate):
     """Blocks of (32 columns x 8 row stripes): coalesced row reads, then a shared-memory fold."""
     partial = cuda.shared.array((ROW_STRIPES, COLUMN_TILE), float32)
     rows, cols = x.shape
@@ -274,7 +275,7 @@ def column_sums_kernel(out, x):
             for stripe in range(1, ROW_STRIPES):
                 acc += partial[stripe, tx]
             if j < cols:
-                out[j] = acc
+                out[j] = acc + out[j] if accumulate else acc
         cuda.syncthreads()  # the next tile reuses `partial`
 
 
@@ -387,10 +388,10 @@ def count_equal_kernel(out, a, b):
 
 
 @implements("column_sums", "cuda")
-def column_sums_cuda(out, x, stream=0):
+def column_sums_cuda(out, x, accumulate=False, stream=0):
     rows, cols = _check_column_sums("cuda", out, x)
     grid = tiles_2d(1, cols, 1, COLUMN_TILE)[0]
-    column_sums_kernel[grid, (COLUMN_TILE, ROW_STRIPES), stream](out, x)
+    column_sums_kernel[grid, (COLUMN_TILE, ROW_STRIPES), stream](out, x, np.int32(accumulate))
 
 
 @implements("softmax_cross_entropy_forward", "cuda")
