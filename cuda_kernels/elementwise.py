@@ -1,5 +1,5 @@
 """Elementwise ops: fill, activations (ReLU / tanh / sigmoid) forward and backward, bias add, dropout,
-scale, axpy, add. Any shape; every array C-contiguous; the kernels see flat 1-D views.
+scale, axpy, add, and swapping the two leading axes of a 3-D array (sequences batch-first <-> time-major). Any shape; every array C-contiguous; the kernels see flat 1-D views.
 
 Napkin math: n elements, 1-3 FLOPs each, 8-12 bytes each (one or two reads, one write): about
 0.1-0.3 FLOP/byte, deep in the memory-bound corner of the roofline. The only goal is to stream memory
@@ -159,6 +159,20 @@ def axpy_reference(y, x, alpha):
     y += alpha * x
 
 
+def _check_swap(backend, out, x):
+    dt = float_dtype(backend)
+    a, b, c = check_array("swap_leading_axes", "x", x, backend, dtype=dt, ndim=3)
+    check_array("swap_leading_axes", "out", out, backend, shape=(b, a, c), dtype=dt)
+    return a, b, c
+
+
+@implements("swap_leading_axes", "numpy")
+def swap_leading_axes_reference(out, x):
+    """out[b, a, c] = x[a, b, c]: batch-first (N, T, F) <-> time-major (T, N, F) sequences."""
+    _check_swap("numpy", out, x)
+    out[...] = x.transpose(1, 0, 2)
+
+
 def _check_activation(op, activation):
     if activation not in ACTIVATIONS:
         raise ValueError(f"{op}: argument 'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
@@ -232,6 +246,21 @@ def _add_cpu(out, a, b):
 def _axpby_cpu(y, x, alpha, beta):
     for i in prange(x.size):
         y[i] = alpha * x[i] + beta * y[i] if beta != 0 else alpha * x[i]
+
+
+@njit(parallel=True, cache=True)
+def _swap_leading_axes_cpu(out, x):
+    a, b, c = x.shape
+    for j in prange(b):
+        for i in range(a):
+            for k in range(c):
+                out[j, i, k] = x[i, j, k]
+
+
+@implements("swap_leading_axes", "cpu")
+def swap_leading_axes_cpu(out, x):
+    _check_swap("cpu", out, x)
+    _swap_leading_axes_cpu(out, x)
 
 
 @implements("fill", "cpu")
@@ -374,6 +403,17 @@ def axpby_kernel(y, x, alpha, beta):
             y[i] = alpha * x[i]
 
 
+@gpu_kernel("void(float32[:, :, ::1], float32[:, :, ::1])")
+def swap_leading_axes_kernel(out, x):
+    a, b, c = x.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, a * b * c, stride):  # e walks `out` in memory order: coalesced writes
+        k = e % c
+        i = (e // c) % a
+        j = e // (c * a)
+        out[j, i, k] = x[i, j, k]
+
+
 # ------------------------------------------------------------------------------------------------
 # Launchers
 # ------------------------------------------------------------------------------------------------
@@ -436,3 +476,9 @@ def scale_cuda(out, x, alpha, block=None, stream=0):
 def axpy_cuda(y, x, alpha, block=None, stream=0):
     _check_same("axpy", "cuda", y=y, x=x)
     launch_1d(axpby_kernel, x.size, block, stream)(_flat(y), _flat(x), np.float32(alpha), np.float32(1.0))
+
+
+@implements("swap_leading_axes", "cuda")
+def swap_leading_axes_cuda(out, x, block=None, stream=0):
+    _check_swap("cuda", out, x)
+    launch_1d(swap_leading_axes_kernel, x.size, block, stream)(out, x)

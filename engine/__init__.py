@@ -9,6 +9,18 @@ from importlib import import_module
 _EXPORTS = {
     "Device": "engine.device",
     "DeviceUnavailable": "engine.device",
+    "Sequential": "engine.sequential",
+    "Graph": "engine.graph",
+    "Add": "engine.graph",
+    "fit": "engine.training",
+    "evaluate": "engine.training",
+    "save": "engine.checkpoint",
+    "load": "engine.checkpoint",
+    "gradcheck": "engine.gradient_check",
+    "load_digits": "engine.data",
+    "load_mnist": "engine.data",
+    "read_idx": "engine.data",
+    "batches": "engine.data",
 }
 
 

@@ -4,6 +4,7 @@
 ``Device("cuda")`` the GPU through numba-cuda device arrays; under ``NUMBA_ENABLE_CUDASIM=1`` the
                    same kernels run in Numba's CUDA simulator (and the repr says so).
 ``Device("auto")`` cuda when a real GPU is present, else cpu.
+``Device("numpy")`` the float64 NumPy reference backend (slow; what ``gradcheck`` differentiates).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class DeviceUnavailable(RuntimeError):
 
 
 def _resolve(name: str) -> str:
+    if name == "numpy":
+        return name
     if not isinstance(name, str) or name not in DEVICE_NAMES + ("sim",):
         raise ValueError(f"unknown device {name!r}: choose one of cpu, cuda, auto")
     if name == "sim":
@@ -47,17 +50,17 @@ class Device:
 
         self.simulator = self.name == "cuda" and SIMULATOR
         self.kernels = get_backend(self.name)
+        self.float_dtype = np.dtype(np.float64 if self.name == "numpy" else np.float32)
         if self.name == "cuda":
             from numba import cuda
 
             self._cuda = cuda
 
     # -- arrays ------------------------------------------------------------------------------------
-    @staticmethod
-    def _kernel_dtype(dtype) -> np.dtype:
+    def _kernel_dtype(self, dtype) -> np.dtype:
         """float data becomes float32 (what every kernel computes in); integer labels keep their type."""
         dtype = np.dtype(dtype)
-        return np.dtype(np.float32) if np.issubdtype(dtype, np.floating) else dtype
+        return self.float_dtype if np.issubdtype(dtype, np.floating) else dtype
 
     def asarray(self, array) -> object:
         """Copy a NumPy array (or anything array-like) onto this device, as a C-contiguous array."""
@@ -67,7 +70,7 @@ class Device:
         if self.name == "cpu" and not isinstance(array, np.ndarray) and hasattr(array, "copy_to_host"):
             array = array.copy_to_host()
         host = np.ascontiguousarray(array, dtype=self._kernel_dtype(np.asarray(array).dtype))
-        if self.name == "cpu":
+        if self.name != "cuda":
             return host
         return self._cuda.to_device(host)
 
@@ -78,13 +81,15 @@ class Device:
             return array.copy_to_host()
         raise TypeError(f"to_numpy: expected a NumPy or CUDA device array, got {type(array).__name__}")
 
-    def empty(self, shape, dtype=np.float32):
-        if self.name == "cpu":
+    def empty(self, shape, dtype=None):
+        dtype = self.float_dtype if dtype is None else dtype
+        if self.name != "cuda":
             return np.empty(shape, dtype)
         return self._cuda.device_array(shape, dtype)
 
-    def zeros(self, shape, dtype=np.float32):
-        if self.name == "cpu":
+    def zeros(self, shape, dtype=None):
+        dtype = self.float_dtype if dtype is None else dtype
+        if self.name != "cuda":
             return np.zeros(shape, dtype)
         out = self._cuda.device_array(shape, dtype)
         if np.dtype(dtype) == np.float32:
@@ -99,9 +104,22 @@ class Device:
 
         return is_device_array(array) if self.name == "cuda" else isinstance(array, np.ndarray)
 
+    def check_owns(self, what: str, array) -> None:
+        """One clear error when an array from another device is handed to this one."""
+        if not self.owns(array):
+            where = "a CUDA device array" if not isinstance(array, np.ndarray) else "a NumPy (cpu) array"
+            raise TypeError(f"{what}: expected an array on {self!r}, got {where}; move it with device.asarray")
+
     def synchronize(self) -> None:
         if self.name == "cuda":
             self._cuda.synchronize()
+
+    def copy(self, out, x) -> None:
+        """out[...] = x on this device (same shape), without a round trip through the host."""
+        if self.name == "cuda":
+            out.copy_to_device(x)
+        else:
+            out[...] = x
 
     # -- identity ----------------------------------------------------------------------------------
     def __eq__(self, other) -> bool:
@@ -112,3 +130,23 @@ class Device:
 
     def __repr__(self) -> str:
         return "Device('cuda', simulator=True)" if self.simulator else f"Device({self.name!r})"
+
+
+def device_of(array) -> Device:
+    """The device an array lives on: cuda for device arrays, the float64 reference for float64 NumPy."""
+    if isinstance(array, np.ndarray):
+        return _cached("numpy" if array.dtype == np.float64 else "cpu")
+    from cuda_kernels.launch import is_device_array
+
+    if is_device_array(array):
+        return _cached("cuda")
+    raise TypeError(f"expected a NumPy or CUDA device array, got {type(array).__name__}")
+
+
+_DEVICES: dict[str, Device] = {}
+
+
+def _cached(name: str) -> Device:
+    if name not in _DEVICES:
+        _DEVICES[name] = Device(name)
+    return _DEVICES[name]

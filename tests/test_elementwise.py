@@ -112,3 +112,15 @@ def test_elementwise_bad_arguments(backend):
                           x, 1.0, 0)
     with pytest.raises(TypeError, match="expects dtype float32"):
         k.fill(to_backend(backend, np.ones(3, np.int32)), 0.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_swap_leading_axes(backend):
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        x = random_array(rng, (c["rows"], 3, c["cols"] % 40 + 1))
+        out = poisoned(backend, (3, c["rows"], x.shape[2]))
+        kernels(backend).swap_leading_axes(out, to_backend(backend, x))
+        assert_close(out, x.transpose(1, 0, 2), 0, 0, "swap_leading_axes")
+
+    for_all(backend, shape_case(backend), check, sim_examples=2)

@@ -1,0 +1,127 @@
+"""Data: scikit-learn's bundled digits (no download), MNIST / Fashion-MNIST IDX files from a folder,
+and a seeded batch iterator.
+
+All images come out float32 in [0, 1], NCHW (N, 1, H, W); labels int64 in [0, 10).
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray
+    y: np.ndarray
+    name: str = ""
+
+    def __post_init__(self):
+        if len(self.x) != len(self.y):
+            raise ValueError(f"dataset {self.name!r}: {len(self.x)} inputs but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def load_digits(view: str = "image", test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """The 1,797 8x8 digits bundled with scikit-learn, split into (train, test) with a seeded shuffle.
+
+    view: "image" (N, 1, 8, 8); "image28" (N, 1, 28, 28), bilinearly upsampled for LeNet-style models;
+          "flat" (N, 64); "sequence" (N, 8, 8): the rows of each image as 8 time steps, for the RNN.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    images = (bunch.images / 16.0).astype(np.float32)
+    labels = bunch.target.astype(np.int64)
+    if view == "image":
+        x = images[:, None]
+    elif view == "image28":
+        from scipy.ndimage import zoom
+
+        x = zoom(images, (1, 3.5, 3.5), order=1).clip(0, 1).astype(np.float32)[:, None]
+    elif view == "flat":
+        x = images.reshape(len(images), 64)
+    elif view == "sequence":
+        x = images
+    else:
+        raise ValueError(f"load_digits: view must be image, image28, flat or sequence, got {view!r}")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    n_test = int(round(len(labels) * test_fraction))
+    test, train = order[:n_test], order[n_test:]
+    return (Dataset(np.ascontiguousarray(x[train]), labels[train], f"digits-{view}-train"),
+            Dataset(np.ascontiguousarray(x[test]), labels[test], f"digits-{view}-test"))
+
+
+# ------------------------------------------------------------------------------------------------
+# IDX files (MNIST, Fashion-MNIST)
+# ------------------------------------------------------------------------------------------------
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
+             0x0E: np.dtype(">f8")}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one IDX file (raw or .gz), with clear errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"IDX file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    type_code, ndim = raw[2], raw[3]
+    if type_code not in IDX_TYPES:
+        raise ValueError(f"{path}: unknown IDX element type 0x{type_code:02x}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(IDX_TYPES[type_code])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ValueError(f"{path}: IDX header promises {shape} ({expected} bytes) but {len(raw) - header} bytes follow")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{folder}: missing {stem}[.gz] (download MNIST or Fashion-MNIST IDX files there)")
+
+
+def load_mnist(folder) -> tuple[Dataset, Dataset]:
+    """MNIST or Fashion-MNIST from a folder holding the four standard IDX files (raw or .gz)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"MNIST folder not found: {folder}")
+    out = []
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
+        labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+        out.append(Dataset((images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64), f"mnist-{split}"))
+    return out[0], out[1]
+
+
+def batches(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+            drop_last: bool = False):
+    """Yield (x, y) NumPy batches; the shuffle depends only on (seed, epoch), so runs repeat exactly."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = len(dataset)
+    order = np.random.default_rng((seed, epoch)).permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        index = order[start:start + batch_size]
+        yield np.ascontiguousarray(dataset.x[index]), dataset.y[index]

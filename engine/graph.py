@@ -1,0 +1,106 @@
+"""Graph: a small DAG of named nodes, run forward in topological order and backward in reverse,
+summing gradients where a value fans out (e.g. the skip path of a residual block).
+
+    g = Graph(inputs=["x"])
+    g.add("conv1", L.Conv2D(4, 4, 3, padding=1, device=dev), "x")
+    g.add("relu1", L.ReLU(), "conv1")
+    g.add("sum", Add(), "relu1", "x")          # residual connection
+    g.output("sum")
+"""
+
+from __future__ import annotations
+
+from layers.base import Layer
+
+from .parameters import FlatParameters
+
+
+class Add(Layer):
+    """y = a + b (same shape); backward hands dy to both inputs."""
+
+    def forward(self, a, b):
+        dev = self._device_for(a)
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"Add: input shapes differ: {tuple(a.shape)} and {tuple(b.shape)}")
+        y = self._buffer(dev, "y", a.shape)
+        dev.kernels.add(y, a, b)
+        return y
+
+    def backward(self, dy):
+        return dy, dy
+
+
+class Graph(Layer):
+    def __init__(self, inputs=("x",)):
+        super().__init__()
+        self.inputs = list(inputs)
+        self.nodes: dict[str, tuple[Layer, list[str]]] = {}
+        self._output: str | None = None
+        self.flat = None
+        self.device = None
+
+    def add(self, name: str, layer: Layer, *sources: str) -> Graph:
+        if name in self.nodes or name in self.inputs:
+            raise ValueError(f"Graph: node {name!r} already exists")
+        for s in sources:
+            if s not in self.nodes and s not in self.inputs:
+                raise ValueError(f"Graph: node {name!r} reads {s!r}, which is not defined yet")
+        self.nodes[name] = (layer, list(sources))  # insertion order is a topological order
+        return self
+
+    def output(self, name: str) -> Graph:
+        if name not in self.nodes:
+            raise ValueError(f"Graph: unknown output node {name!r}")
+        self._output = name
+        params = self.parameters()
+        if params:
+            self.device = params[0].device
+            self.flat = FlatParameters(params)
+        return self
+
+    def forward(self, *xs):
+        if self._output is None:
+            raise ValueError("Graph: call .output(name) before forward")
+        values = dict(zip(self.inputs, xs))
+        for name, (layer, sources) in self.nodes.items():
+            values[name] = layer.forward(*[values[s] for s in sources])
+        self._values = values
+        return values[self._output]
+
+    def backward(self, dy):
+        grads: dict[str, object] = {self._output: dy}
+        for name, (layer, sources) in reversed(list(self.nodes.items())):
+            if name not in grads:
+                continue  # this node does not reach the output
+            upstream = layer.backward(grads.pop(name))
+            upstream = upstream if isinstance(upstream, tuple) else (upstream,)
+            for source, g in zip(sources, upstream):
+                if g is None:
+                    continue
+                if source in grads:  # fan-out: sum the gradients arriving from every consumer
+                    dev = layer_device(layer, g)
+                    total = self._buffer(dev, f"fan_in.{source}", g.shape)
+                    dev.kernels.add(total, grads[source], g)  # in place is fine: elementwise
+                    grads[source] = total
+                else:
+                    grads[source] = g
+        return grads.get(self.inputs[0])
+
+    def parameters(self):
+        return [p for layer, _ in self.nodes.values() for p in layer.parameters()]
+
+    def train(self):
+        for layer, _ in self.nodes.values():
+            layer.train()
+        return super().train()
+
+    def eval(self):
+        for layer, _ in self.nodes.values():
+            layer.eval()
+        return super().eval()
+
+
+def layer_device(layer, array):
+    from .device import device_of
+
+    return layer.device if layer.device is not None else device_of(array)

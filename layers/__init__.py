@@ -1,0 +1,14 @@
+"""Layers with hand-written backward passes, on top of the kernel layer (``import layers as L``)."""
+
+from .activations import ReLU, Sigmoid, Tanh
+from .base import Layer, Parameter
+from .conv import Conv2D
+from .dense import Dense
+from .dropout import Dropout
+from .losses import MSELoss, SoftmaxCrossEntropy
+from .pool import MaxPool2D
+from .rnn import RNN
+from .shape import Flatten, LastTimeStep
+
+__all__ = ["Layer", "Parameter", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
+           "LastTimeStep", "Dropout", "RNN", "SoftmaxCrossEntropy", "MSELoss"]

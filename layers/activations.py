@@ -1,0 +1,36 @@
+"""ReLU, Tanh, Sigmoid: elementwise; backward uses the saved output (y > 0, 1 - y^2, y(1 - y))."""
+
+from __future__ import annotations
+
+from .base import Layer
+
+
+class _Activation(Layer):
+    activation = ""
+
+    def forward(self, x):
+        dev = self._device_for(x)
+        y = self._buffer(dev, "y", x.shape)
+        dev.kernels.activation_forward(y, x, self.activation)
+        self._dev = dev
+        return y
+
+    def backward(self, dy):
+        if not self.needs_input_grad:
+            return None
+        y = self._buffers["y"]
+        dx = self._buffer(self._dev, "dx", y.shape)
+        self._dev.kernels.activation_backward(dx, dy, y, self.activation)
+        return dx
+
+
+class ReLU(_Activation):
+    activation = "relu"
+
+
+class Tanh(_Activation):
+    activation = "tanh"
+
+
+class Sigmoid(_Activation):
+    activation = "sigmoid"

@@ -1,0 +1,134 @@
+"""Parameters and the layer protocol every layer follows.
+
+A layer's ``forward(x)`` takes and returns arrays on its device and saves what ``backward`` needs;
+``backward(dy)`` returns dx and overwrites its parameters' ``.grad``. Buffers (outputs, workspaces,
+gradients) are allocated at the first call for a batch shape and reused while the shape stays the
+same, so a steady-state training step allocates nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.device import Device, device_of
+
+
+class Parameter:
+    """A trainable array: ``.data``, ``.grad`` (same shape), ``.load(numpy)``, ``.numpy()``.
+
+    Models and optimizers may move ``data`` and ``grad`` into slices of one flat buffer (one fused
+    optimizer launch per step); the Parameter object stays the same, so layers never notice.
+    """
+
+    def __init__(self, data, device: Device, name: str = ""):
+        self.device = device
+        self.name = name
+        self.data = device.asarray(data)
+        self._grad = device.zeros(tuple(self.data.shape))
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """Assigning a gradient copies it into this parameter's slot, where the next step reads it."""
+        value = self.device.asarray(value) if isinstance(value, np.ndarray) and self.device.name != "cpu" else value
+        self.device.check_owns(f"{self.name or 'parameter'}.grad", value)
+        if tuple(value.shape) != self.shape:
+            raise ValueError(f"{self.name or 'parameter'}.grad: expected shape {self.shape}, got {tuple(value.shape)}")
+        self.device.copy(self._grad, value)
+
+    def load(self, array) -> None:
+        """Copy a NumPy array in (shape- and dtype-checked)."""
+        array = np.asarray(array)
+        if array.shape != self.shape:
+            raise ValueError(f"{self.name or 'parameter'}.load: expected shape {self.shape}, got {array.shape}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"{self.name or 'parameter'}.load: expected a float array, got {array.dtype}")
+        self.device.copy(self.data, np.ascontiguousarray(array, dtype=self.device.float_dtype))
+
+    def numpy(self) -> np.ndarray:
+        return np.array(self.device.to_numpy(self.data))
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, shape={self.shape}, device={self.device!r})"
+
+
+def uniform_init(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
+    """PyTorch's default for Linear/Conv/RNN: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, shape)
+
+
+class Layer:
+    """Base class: parameters, train/eval mode, per-shape buffers."""
+
+    device: Device | None = None
+
+    def __init__(self):
+        self.training = True
+        self.needs_input_grad = True  # Sequential turns it off for its first layer: no dx for the data
+        self._buffers: dict[str, object] = {}
+
+    # -- the protocol --------------------------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def parameters(self) -> list[Parameter]:
+        return []
+
+    def config(self) -> dict:
+        """Constructor arguments, for checkpoints (the architecture is rebuilt from them)."""
+        return {}
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _device_for(self, x) -> Device:
+        """A layer with parameters computes on its own device; a parameter-free one on its input's."""
+        if self.device is not None:
+            self.device.check_owns(f"{type(self).__name__}.forward", x)
+            return self.device
+        return device_of(x)
+
+    def _buffer(self, device: Device, name: str, shape, dtype=None):
+        """A buffer reused while its shape stays the same (the memory plan)."""
+        shape = tuple(int(s) for s in shape)
+        dtype = device.float_dtype if dtype is None else np.dtype(dtype)
+        buf = self._buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape or buf.dtype != dtype or not device.owns(buf):
+            buf = device.empty(shape, dtype)
+            self._buffers[name] = buf
+        return buf
+
+    def _expect(self, x, ndim: int, what: str, fixed: dict | None = None):
+        """One clear error for an input of the wrong rank or size (``fixed`` maps axis -> size)."""
+        if len(x.shape) != ndim or any(x.shape[axis] != size for axis, size in (fixed or {}).items()):
+            raise ValueError(f"{type(self).__name__}.forward: expected {what}, got shape {tuple(x.shape)}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,45 @@
+"""Dense (fully connected): y = x @ W^T + b, weight (out_features, in_features) as in PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.device import Device
+
+from .base import Layer, Parameter, uniform_init
+
+
+class Dense(Layer):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device | str = "cpu",
+                 seed: int = 0):
+        super().__init__()
+        self.device = device if isinstance(device, Device) else Device(device)
+        self.in_features, self.out_features, self.has_bias = int(in_features), int(out_features), bias
+        rng = np.random.default_rng(seed)
+        self.weight = Parameter(uniform_init(rng, (out_features, in_features), in_features), self.device, "weight")
+        self.bias = Parameter(uniform_init(rng, (out_features,), in_features), self.device, "bias") if bias else None
+
+    def forward(self, x):
+        dev = self._device_for(x)
+        self._expect(x, 2, f"(batch, {self.in_features})", {1: self.in_features})
+        y = self._buffer(dev, "y", (x.shape[0], self.out_features))
+        dev.kernels.gemm(y, x, self.weight.data, trans_b=True, bias=None if self.bias is None else self.bias.data)
+        self._x = x
+        return y
+
+    def backward(self, dy):
+        k = self.device.kernels
+        k.gemm(self.weight.grad, dy, self._x, trans_a=True)
+        if self.bias is not None:
+            k.column_sums(self.bias.grad, dy)
+        if not self.needs_input_grad:
+            return None
+        dx = self._buffer(self.device, "dx", self._x.shape)
+        k.gemm(dx, dy, self.weight.data)
+        return dx
+
+    def parameters(self):
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.has_bias}

@@ -1,0 +1,71 @@
+"""Losses: SoftmaxCrossEntropy (integer class labels) and MSELoss, both the mean over the batch.
+
+``forward`` returns a Python float: the one scalar a training step copies back to the host.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Layer
+
+
+class SoftmaxCrossEntropy(Layer):
+    def forward(self, logits, labels) -> float:
+        dev = self._device_for(logits)
+        self._expect(logits, 2, "(batch, classes)")
+        n, c = logits.shape
+        if isinstance(labels, np.ndarray):
+            if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be {n} integers, got {labels.dtype} {labels.shape}")
+            if n and (labels.min() < 0 or labels.max() >= c):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c}), got [{labels.min()}, {labels.max()}]")
+        labels = self._labels_int32(dev, labels, n)
+        loss, rows = self._buffer(dev, "loss", (1,)), self._buffer(dev, "row_losses", (n,))
+        probs = self._buffer(dev, "probs", (n, c))
+        dev.kernels.softmax_cross_entropy_forward(loss, rows, probs, logits, labels)
+        self._dev, self._labels = dev, labels
+        value = float(dev.to_numpy(loss)[0])
+        if not math.isfinite(value):
+            raise FloatingPointError(f"SoftmaxCrossEntropy: the loss is {value} (diverged, or a label out of range)")
+        return value
+
+    def _labels_int32(self, dev, labels, n):
+        """Labels as int32 on the device, converting (once per batch) when they arrive as int64."""
+        if dev.owns(labels) and labels.dtype == np.int32:
+            return labels
+        host = np.ascontiguousarray(dev.to_numpy(labels), dtype=np.int32)
+        if dev.name != "cuda":
+            return host
+        buf = self._buffer(dev, "labels", (n,), np.int32)
+        buf.copy_to_device(host)
+        return buf
+
+    def backward(self, dy=None):
+        """d(mean loss)/d(logits); ``dy`` (the upstream scalar gradient) defaults to 1."""
+        probs = self._buffers["probs"]
+        dlogits = self._buffer(self._dev, "dlogits", probs.shape)
+        scale = (1.0 if dy is None else float(dy)) / probs.shape[0]
+        self._dev.kernels.softmax_cross_entropy_backward(dlogits, probs, self._labels, scale)
+        return dlogits
+
+
+class MSELoss(Layer):
+    def forward(self, pred, target) -> float:
+        dev = self._device_for(pred)
+        target = dev.asarray(target)
+        if tuple(target.shape) != tuple(pred.shape):
+            raise ValueError(f"MSELoss: target shape {tuple(target.shape)} != prediction shape {tuple(pred.shape)}")
+        loss, sq = self._buffer(dev, "loss", (1,)), self._buffer(dev, "squared_error", pred.shape)
+        dev.kernels.mse_forward(loss, sq, pred, target)
+        self._dev, self._pred, self._target = dev, pred, target
+        return float(dev.to_numpy(loss)[0])
+
+    def backward(self, dy=None):
+        dpred = self._buffer(self._dev, "dpred", self._pred.shape)
+        self._dev.kernels.mse_backward(dpred, self._pred, self._target)
+        if dy is not None and float(dy) != 1.0:
+            self._dev.kernels.scale(dpred, dpred, float(dy))
+        return dpred

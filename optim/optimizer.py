@@ -1,0 +1,54 @@
+"""The optimizer base: state buffers shaped like the flat parameter buffer, one fused launch per step,
+state_dict / load_state_dict, and an optional learning-rate schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.parameters import FlatParameters
+
+
+class Optimizer:
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, params, lr: float, **hyper):
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        self.flat = FlatParameters(params)
+        self.device = self.flat.device
+        self.lr = self.base_lr = float(lr)
+        self.hyper = hyper
+        self.step_count = 0
+        self.state = {name: self.device.zeros((self.flat.size,)) for name in self.state_names}
+        self.schedule = None
+
+    def step(self) -> None:
+        self.step_count += 1
+        if self.schedule is not None:
+            self.lr = self.schedule(self.step_count - 1)
+        self._update(self.device.kernels)
+
+    def _update(self, kernels) -> None:
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        """Not needed with tilegrad's layers (backward overwrites .grad); provided for PyTorch habits."""
+        self.device.kernels.fill(self.flat.grad, 0.0)
+
+    def state_dict(self) -> dict:
+        out = {"lr": self.lr, "base_lr": self.base_lr, "step_count": self.step_count, "hyper": dict(self.hyper)}
+        out.update({f"state.{name}": np.array(self.device.to_numpy(buf)) for name, buf in self.state.items()})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, buf in self.state.items():
+            value = np.asarray(state[f"state.{name}"])
+            if value.shape != tuple(buf.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: state '{name}' has shape {value.shape}, "
+                                 f"expected {tuple(buf.shape)}")
+            self.device.copy(buf, np.ascontiguousarray(value, dtype=self.device.float_dtype))
+        self.lr, self.base_lr, self.step_count = float(state["lr"]), float(state["base_lr"]), int(state["step_count"])
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}(lr={self.lr}, {args})"
