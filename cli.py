@@ -55,7 +55,8 @@ def cmd_info(args) -> int:
     else:
         gpu_line = f"none ({gpu.get('reason')})"
     devices = ["cpu"] + (["cuda"] if gpu.get("present") else []) + (["cuda (simulator)"] if info["simulator"] else [])
-    blas = ", ".join(f"{b['library']} {b['version']} ({b['threads']} threads, {b['architecture']})" for b in info["blas"])
+    blas = ", ".join(f"{b['library']} {b['version']} ({b['threads']} threads, {b['architecture']})"
+                     for b in info["blas"])
     tool = info["cuda_toolchain"]
     toolchain = (f"NVVM {tool['nvvm']}, CUDA runtime {tool['cuda_runtime']}, cuda-bindings {tool['cuda_bindings']}"
                  if tool.get("nvvm") else tool.get("note", "unavailable"))

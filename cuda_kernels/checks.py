@@ -41,7 +41,8 @@ def check_array(op: str, name: str, x, backend: str, shape=None, dtype=FLOAT, nd
     if shape is not None:
         shape = tuple(shape)
         if len(x.shape) != len(shape) or any(e is not None and e != g for e, g in zip(shape, x.shape)):
-            expected = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ("," if len(shape) == 1 else "") + ")"
+            dims = ", ".join("*" if e is None else str(e) for e in shape)
+            expected = f"({dims},)" if len(shape) == 1 else f"({dims})"
             raise ValueError(f"{op}: argument '{name}' expects shape {expected}, got {_describe(x)}")
     contiguous = x.is_c_contiguous() if on_gpu else x.flags.c_contiguous
     if not contiguous:

@@ -1,5 +1,6 @@
 """Elementwise ops: fill, activations (ReLU / tanh / sigmoid) forward and backward, bias add, dropout,
-scale, axpy, add, and swapping the two leading axes of a 3-D array (sequences batch-first <-> time-major). Any shape; every array C-contiguous; the kernels see flat 1-D views.
+scale, axpy, add, and swapping the two leading axes of a 3-D array (sequences batch-first <-> time-major).
+Any shape; every array C-contiguous; the kernels see flat 1-D views.
 
 Napkin math: n elements, 1-3 FLOPs each, 8-12 bytes each (one or two reads, one write): about
 0.1-0.3 FLOP/byte, deep in the memory-bound corner of the roofline. The only goal is to stream memory

@@ -32,7 +32,8 @@ from .launch import gpu_kernel, launch_1d
 
 SGD_SIG = "void(float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, int32, int32)"
 ADAGRAD_SIG = "void(float32[::1], float32[::1], float32[::1], float32, float32, float32)"
-RMSPROP_SIG = "void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, float32)"
+RMSPROP_SIG = ("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, "
+               "float32)")
 ADAM_SIG = ("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, "
             "float32, float32, float32, int32)")
 

@@ -54,8 +54,7 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
             optimizer.step()
             seen += len(yb)
             loss_sum += loss * len(yb)
-            if hasattr(loss_layer, "_buffers") and "probs" in loss_layer._buffers:
-                correct += int((dev.to_numpy(loss_layer._buffers["probs"]).argmax(1) == yb).sum())
+            correct += _count_correct(dev, loss_layer, logits)
             for callback in callbacks:
                 callback("batch", {"epoch": epoch, "step": step, "loss": loss, "seen": seen,
                                    "total": len(train_data), "seconds": time.perf_counter() - start})
@@ -74,6 +73,19 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
         for callback in callbacks:
             callback("epoch", record)
     return history
+
+
+def _count_correct(dev, loss_layer, logits) -> int:
+    """Correct predictions in the batch, counted on the device: one int32 comes back, not the logits."""
+    labels = getattr(loss_layer, "_labels", None)
+    if labels is None:  # not a classification loss
+        return 0
+    n = logits.shape[0]
+    pred = loss_layer._buffer(dev, "predictions", (n,), np.int32)
+    count = loss_layer._buffer(dev, "correct", (1,), np.int32)
+    dev.kernels.argmax_rows(pred, logits)
+    dev.kernels.count_equal(count, pred, labels)
+    return int(dev.to_numpy(count)[0])
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

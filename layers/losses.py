@@ -21,7 +21,8 @@ class SoftmaxCrossEntropy(Layer):
             if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
                 raise ValueError(f"SoftmaxCrossEntropy: labels must be {n} integers, got {labels.dtype} {labels.shape}")
             if n and (labels.min() < 0 or labels.max() >= c):
-                raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c}), got [{labels.min()}, {labels.max()}]")
+                raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c}), "
+                                 f"got [{labels.min()}, {labels.max()}]")
         labels = self._labels_int32(dev, labels, n)
         loss, rows = self._buffer(dev, "loss", (1,)), self._buffer(dev, "row_losses", (n,))
         probs = self._buffer(dev, "probs", (n, c))

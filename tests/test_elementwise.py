@@ -108,8 +108,8 @@ def test_elementwise_bad_arguments(backend):
     with pytest.raises(ValueError, match="'activation' must be one of"):
         k.activation_forward(to_backend(backend, np.ones((2, 3), np.float32)), x, "gelu")
     with pytest.raises(ValueError, match=r"'p' must be in \[0, 1\)"):
-        k.dropout_forward(to_backend(backend, np.ones((2, 3), np.float32)), to_backend(backend, np.ones((2, 3), np.float32)),
-                          x, 1.0, 0)
+        ones = np.ones((2, 3), np.float32)
+        k.dropout_forward(to_backend(backend, ones), to_backend(backend, ones), x, 1.0, 0)
     with pytest.raises(TypeError, match="expects dtype float32"):
         k.fill(to_backend(backend, np.ones(3, np.int32)), 0.0)
 

@@ -34,7 +34,8 @@ def test_softmax_cross_entropy_forward_backward(backend):
         assert_close(rows, rows64, 1e-4, tol, "row losses")
         assert_close(loss, loss64, 1e-4, tol, "mean loss")
         dlogits = poisoned(backend, (n, C))
-        k.softmax_cross_entropy_backward(dlogits, to_backend(backend, to_host(probs)), to_backend(backend, labels), 1 / n)
+        k.softmax_cross_entropy_backward(dlogits, to_backend(backend, to_host(probs)), to_backend(backend, labels),
+                                         1 / n)
         d64 = np.empty((n, C))
         ref.softmax_cross_entropy_backward(d64, to_host(probs).astype(np.float64), labels, 1 / n)
         assert_close(dlogits, d64, 1e-5, 1e-7, "dlogits")

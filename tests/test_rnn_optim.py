@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend, to_host
+from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend
 
 
 def rnn_numpy64(xs, h0, w_ih, w_hh, b, dys):
