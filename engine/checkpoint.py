@@ -26,7 +26,9 @@ def architecture(model) -> list[dict]:
 def save(path, model, optimizer=None, extra: dict | None = None) -> None:
     path = Path(path)
     arrays = {f"param.{i}": p.numpy() for i, p in enumerate(model.parameters())}
-    meta = {"architecture": architecture(model), "extra": extra or {}}
+    # random streams (dropout's mask counter) continue where they stopped, so a resume is bit-identical
+    meta = {"architecture": architecture(model), "extra": extra or {},
+            "random_state": [getattr(layer, "_calls", None) for layer in model.layers]}
     if optimizer is not None:
         state = optimizer.state_dict()
         meta["optimizer"] = {"type": type(optimizer).__name__,
@@ -84,6 +86,9 @@ def load(path, model=None, optimizer=None, device: Device | str = "cpu"):
         if value.shape != p.shape:
             raise ValueError(f"{path}: parameter {i} ({p.name}) has shape {value.shape}, the model expects {p.shape}")
         p.load(value)
+    for layer, calls in zip(model.layers, meta.get("random_state", [])):
+        if calls is not None:
+            layer._calls = calls
     if optimizer is not None:
         if "optimizer" not in meta:
             raise ValueError(f"{path}: no optimizer state saved")

@@ -155,9 +155,6 @@ def test_checkpoint_resume_is_bit_identical(tmp_path):
     resumed, meta = load(tmp_path / "a.npz", device=dev)
     opt2 = O.Adam(resumed.parameters(), lr=0.01)
     load(tmp_path / "a.npz", model=resumed, optimizer=opt2)
-    for layer, original in zip(resumed.layers, model.layers):
-        if hasattr(original, "_calls"):
-            layer._calls = 2 * len(range(0, len(data), 16))  # the dropout stream continues where it stopped
     fit(resumed, ce, opt2, data, epochs=2, batch_size=16, seed=3, start_epoch=meta["extra"]["epoch"])
     for a, b in zip(straight, (p.numpy() for p in resumed.parameters())):
         np.testing.assert_array_equal(a, b)
