@@ -64,3 +64,17 @@ def test_register_blocked_gemm_keeps_its_accumulators_in_registers():
     r = reports()["gemm_register_blocked"]
     assert r["local_instructions"] == 0 and r["local_bytes"] == 0, r
     assert r["shared_bytes"] > 0, "the register-blocked GEMM stages tiles in shared memory"
+
+
+def test_cli_inspect_reports_one_kernel_and_rejects_unknown_names():
+    if _toolchain_missing():
+        pytest.skip("needs the cuda extra")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    ok = subprocess.run([sys.executable, "cli.py", "inspect", "gemm_naive", "--json"], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    (report,) = json.loads(ok.stdout)
+    assert report["name"] == "gemm_naive" and report["registers"] > 0
+    bad = subprocess.run([sys.executable, "cli.py", "inspect", "no_such_kernel"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "unknown kernel" in bad.stderr and "Traceback" not in bad.stderr
