@@ -23,7 +23,7 @@ from numba import cuda, float32, int32, njit, prange
 
 from .backend import implements
 from .checks import INDEX, check_array, float_dtype
-from .launch import SIMULATOR, gpu_kernel, launch_1d, tiles_2d
+from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, tiles_2d
 
 REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
 REDUCE_SHARED = 256
@@ -279,6 +279,19 @@ def column_sums_kernel(out, x, accumulate):
         cuda.syncthreads()  # the next tile reuses `partial`
 
 
+@device_function
+def _fold_block(partial, t):
+    """Tree-sum ``partial[:blockDim.x]`` into ``partial[0]`` (blockDim.x a power of two); every thread
+    of the block must call it, since it synchronizes."""
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half:
+            partial[t] += partial[t + half]
+        cuda.syncthreads()
+        half //= 2
+
+
 @gpu_kernel("void(float32[::1], float32[::1], float32)", fastmath=True)
 def scaled_sum_kernel(out, x, scale):
     """One block: out[0] = scale * sum(x), by a grid-stride sum per thread and a shared-memory tree."""
@@ -288,13 +301,7 @@ def scaled_sum_kernel(out, x, scale):
     for i in range(t, x.size, cuda.blockDim.x):
         acc += x[i]
     partial[t] = acc
-    cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if t < half:
-            partial[t] += partial[t + half]
-        cuda.syncthreads()
-        half //= 2
+    _fold_block(partial, t)
     if t == 0:
         out[0] = partial[0] * scale
 
@@ -371,13 +378,7 @@ def count_equal_kernel(out, a, b):
         if a[i] == b[i]:
             acc += 1
     partial[t] = acc
-    cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if t < half:
-            partial[t] += partial[t + half]
-        cuda.syncthreads()
-        half //= 2
+    _fold_block(partial, t)
     if t == 0:
         out[0] = partial[0]
 
