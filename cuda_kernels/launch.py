@@ -69,12 +69,15 @@ def device_function(fn):
     return cuda.jit(device=True)(fn)
 
 
-def is_device_array(x) -> bool:
-    if SIMULATOR:
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+if SIMULATOR:
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as _DeviceArray
+else:
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray as _DeviceArray
 
-        return isinstance(x, FakeCUDAArray)
-    return cuda.is_cuda_array(x) and not hasattr(x, "__array_interface__")
+
+def is_device_array(x) -> bool:
+    """A numba-cuda device array (or the simulator's stand-in); checked on every kernel-layer call."""
+    return isinstance(x, _DeviceArray)
 
 
 def blocks_1d(n: int, block: int | None = None) -> tuple[int, int]:

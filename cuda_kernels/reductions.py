@@ -124,9 +124,10 @@ def argmax_rows_reference(out, x):
 
 
 @implements("count_equal", "numpy")
-def count_equal_reference(out, a, b):
+def count_equal_reference(out, a, b, accumulate=False):
+    """out[0] = number of i with a[i] == b[i] (accumulate=True adds to it: a running count)."""
     _check_count("numpy", out, a, b)
-    out[0] = np.count_nonzero(a == b)
+    out[0] = np.count_nonzero(a == b) + (out[0] if accumulate else 0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -246,9 +247,9 @@ def argmax_rows_cpu(out, x):
 
 
 @implements("count_equal", "cpu")
-def count_equal_cpu(out, a, b):
+def count_equal_cpu(out, a, b, accumulate=False):
     _check_count("cpu", out, a, b)
-    out[0] = np.count_nonzero(a == b)
+    out[0] = np.count_nonzero(a == b) + (out[0] if accumulate else 0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -368,8 +369,8 @@ def argmax_rows_kernel(out, x):
         out[i] = best
 
 
-@gpu_kernel("void(int32[::1], int32[::1], int32[::1])")
-def count_equal_kernel(out, a, b):
+@gpu_kernel("void(int32[::1], int32[::1], int32[::1], int32)")
+def count_equal_kernel(out, a, b, accumulate):
     """One block counts matches: per-thread counts, then a shared-memory tree (no atomics)."""
     partial = cuda.shared.array(REDUCE_SHARED, int32)
     t = cuda.threadIdx.x
@@ -380,7 +381,7 @@ def count_equal_kernel(out, a, b):
     partial[t] = acc
     _fold_block(partial, t)
     if t == 0:
-        out[0] = partial[0]
+        out[0] = partial[0] + out[0] if accumulate else partial[0]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -436,6 +437,6 @@ def argmax_rows_cuda(out, x, block=None, stream=0):
 
 
 @implements("count_equal", "cuda")
-def count_equal_cuda(out, a, b, stream=0):
+def count_equal_cuda(out, a, b, accumulate=False, stream=0):
     _check_count("cuda", out, a, b)
-    count_equal_kernel[1, REDUCE_THREADS, stream](out, a, b)
+    count_equal_kernel[1, REDUCE_THREADS, stream](out, a, b, np.int32(accumulate))

@@ -43,24 +43,25 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
         raise ValueError(f"fit: epochs and batch_size must be positive, got {epochs} and {batch_size}")
     dev = model.device
     history = []
+    stage, counter = _BatchStager(dev), _CorrectCounter(dev)
     model.train()
     for epoch in range(start_epoch, start_epoch + epochs):
         start = time.perf_counter()
-        seen, loss_sum, correct = 0, 0.0, 0
+        seen, loss_sum = 0, 0.0
         for step, (xb, yb) in enumerate(batches(train_data, batch_size, seed=seed, epoch=epoch)):
-            logits = model.forward(dev.asarray(xb))
+            logits = model.forward(stage(xb))
             loss = loss_layer.forward(logits, yb)  # raises FloatingPointError on NaN / inf
             model.backward(loss_layer.backward())
             optimizer.step()
             seen += len(yb)
             loss_sum += loss * len(yb)
-            correct += _count_correct(dev, loss_layer, logits)
+            counter.add(logits, getattr(loss_layer, "labels_on_device", None), first=step == 0)
             for callback in callbacks:
                 callback("batch", {"epoch": epoch, "step": step, "loss": loss, "seen": seen,
                                    "total": len(train_data), "seconds": time.perf_counter() - start})
         dev.synchronize()
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": counter.read() / seen,
                   "samples_per_s": seen / seconds, "seconds": seconds}
         if eval_data is not None:
             result = evaluate(model, loss_layer, eval_data)
@@ -75,17 +76,44 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
     return history
 
 
-def _count_correct(dev, loss_layer, logits) -> int:
-    """Correct predictions in the batch, counted on the device: one int32 comes back, not the logits."""
-    labels = getattr(loss_layer, "_labels", None)
-    if labels is None:  # not a classification loss
-        return 0
-    n = logits.shape[0]
-    pred = loss_layer._buffer(dev, "predictions", (n,), np.int32)
-    count = loss_layer._buffer(dev, "correct", (1,), np.int32)
-    dev.kernels.argmax_rows(pred, logits)
-    dev.kernels.count_equal(count, pred, labels)
-    return int(dev.to_numpy(count)[0])
+class _BatchStager:
+    """Copies each NumPy batch into one device buffer per batch shape, reused every step, so a
+    steady-state GPU step allocates nothing (on the CPU the batch is used as it is)."""
+
+    def __init__(self, dev):
+        self.dev, self.buffers = dev, {}
+
+    def __call__(self, host: np.ndarray):
+        if self.dev.name != "cuda":
+            return self.dev.asarray(host)
+        host = np.ascontiguousarray(host, dtype=self.dev.float_dtype)
+        buf = self.buffers.get(host.shape)
+        if buf is None:
+            buf = self.buffers[host.shape] = self.dev.empty(host.shape)
+        buf.copy_to_device(host)
+        return buf
+
+
+class _CorrectCounter:
+    """Counts correct predictions on the device over an epoch: one int32 read per epoch, not per step."""
+
+    def __init__(self, dev):
+        self.dev, self.count, self.predictions = dev, dev.zeros((1,), np.int32), {}
+        self.used = False
+
+    def add(self, logits, labels, first: bool) -> None:
+        if labels is None:  # not a classification loss
+            return
+        n = logits.shape[0]
+        if n not in self.predictions:  # one buffer per batch size (the last batch may be short)
+            self.predictions[n] = self.dev.empty((n,), np.int32)
+        pred = self.predictions[n]
+        self.dev.kernels.argmax_rows(pred, logits)
+        self.dev.kernels.count_equal(self.count, pred, labels, accumulate=not first)
+        self.used = True
+
+    def read(self) -> int:
+        return int(self.dev.to_numpy(self.count)[0]) if self.used else 0
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

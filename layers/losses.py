@@ -27,7 +27,7 @@ class SoftmaxCrossEntropy(Layer):
         loss, rows = self._buffer(dev, "loss", (1,)), self._buffer(dev, "row_losses", (n,))
         probs = self._buffer(dev, "probs", (n, c))
         dev.kernels.softmax_cross_entropy_forward(loss, rows, probs, logits, labels)
-        self._dev, self._labels = dev, labels
+        self._dev, self.labels_on_device = dev, labels
         value = float(dev.to_numpy(loss)[0])
         if not math.isfinite(value):
             raise FloatingPointError(f"SoftmaxCrossEntropy: the loss is {value} (diverged, or a label out of range)")
@@ -49,7 +49,7 @@ class SoftmaxCrossEntropy(Layer):
         probs = self._buffers["probs"]
         dlogits = self._buffer(self._dev, "dlogits", probs.shape)
         scale = (1.0 if dy is None else float(dy)) / probs.shape[0]
-        self._dev.kernels.softmax_cross_entropy_backward(dlogits, probs, self._labels, scale)
+        self._dev.kernels.softmax_cross_entropy_backward(dlogits, probs, self.labels_on_device, scale)
         return dlogits
 
 

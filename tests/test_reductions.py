@@ -61,6 +61,8 @@ def test_column_sums_argmax_count_mse(backend):
         count = poisoned(backend, (1,), np.int32)
         k.count_equal(count, arg, to_backend(backend, labels))
         assert to_host(count)[0] == np.count_nonzero(x.argmax(1) == labels)
+        k.count_equal(count, arg, to_backend(backend, labels), accumulate=True)
+        assert to_host(count)[0] == 2 * np.count_nonzero(x.argmax(1) == labels)
         target = random_array(rng, (n, C))
         loss, sq = poisoned(backend, (1,)), poisoned(backend, (n, C))
         k.mse_forward(loss, sq, X, to_backend(backend, target))
