@@ -19,13 +19,30 @@ import layers as L
 from .device import Device
 
 
-def architecture(model) -> list[dict]:
-    return [{"type": type(layer).__name__, "config": layer.config()} for layer in model.layers]
+def layer_device(layer) -> Device:
+    return layer.device if layer.device is not None else Device("cpu")
+
+
+def _spec(layer) -> dict:
+    return {"type": type(layer).__name__, "config": layer.config()}
+
+
+def architecture(model) -> dict:
+    """A JSON description to rebuild ``model``: a Sequential's layers, or a Graph's nodes and edges."""
+    from .graph import Graph
+
+    if isinstance(model, Graph):
+        nodes = [{"name": name, "sources": sources, **_spec(layer)} for name, (layer, sources) in model.nodes.items()]
+        return {"kind": "graph", "inputs": model.inputs, "output": model.output_name, "nodes": nodes}
+    return {"kind": "sequential", "layers": [_spec(layer) for layer in model.layers]}
 
 
 def save(path, model, optimizer=None, extra: dict | None = None) -> None:
     path = Path(path)
     arrays = {f"param.{i}": p.numpy() for i, p in enumerate(model.parameters())}
+    for i, layer in enumerate(model.layers):
+        for name, value in layer.state_arrays().items():
+            arrays[f"layer.{i}.{name}"] = np.array(layer_device(layer).to_numpy(value))
     # random streams (dropout's mask counter) continue where they stopped, so a resume is bit-identical
     meta = {"architecture": architecture(model), "extra": extra or {},
             "random_state": [getattr(layer, "_calls", None) for layer in model.layers]}
@@ -55,19 +72,28 @@ def read(path) -> tuple[dict, dict]:
     return json.loads(str(arrays.pop("meta"))), arrays
 
 
-def build(arch: list[dict], device: Device):
+def _make(spec: dict, device: Device):
+    from . import graph
+
+    cls = getattr(L, spec["type"], None) or getattr(graph, spec["type"], None)
+    if not (isinstance(cls, type) and issubclass(cls, L.Layer)):
+        raise ValueError(f"checkpoint names an unknown layer type {spec['type']!r}")
+    config = dict(spec["config"])
+    if "device" in cls.__init__.__code__.co_varnames:
+        config["device"] = device
+    return cls(**config)
+
+
+def build(arch: dict, device: Device):
+    from .graph import Graph
     from .sequential import Sequential
 
-    built = []
-    for spec in arch:
-        cls = getattr(L, spec["type"], None)
-        if cls is None:
-            raise ValueError(f"checkpoint names an unknown layer type {spec['type']!r}")
-        config = dict(spec["config"])
-        if "device" in cls.__init__.__code__.co_varnames:
-            config["device"] = device
-        built.append(cls(**config))
-    return Sequential(*built)
+    if arch.get("kind") == "graph":
+        g = Graph(inputs=arch["inputs"])
+        for node in arch["nodes"]:
+            g.add(node["name"], _make(node, device), *node["sources"])
+        return g.output(arch["output"])
+    return Sequential(*[_make(spec, device) for spec in arch["layers"]])
 
 
 def load(path, model=None, optimizer=None, device: Device | str = "cpu"):
@@ -86,6 +112,13 @@ def load(path, model=None, optimizer=None, device: Device | str = "cpu"):
         if value.shape != p.shape:
             raise ValueError(f"{path}: parameter {i} ({p.name}) has shape {value.shape}, the model expects {p.shape}")
         p.load(value)
+    for i, layer in enumerate(model.layers):
+        for name, buf in layer.state_arrays().items():
+            value = arrays.get(f"layer.{i}.{name}")
+            if value is None or value.shape != tuple(buf.shape):
+                raise ValueError(f"{path}: layer {i} ({type(layer).__name__}) state '{name}' is missing or has "
+                                 f"the wrong shape")
+            layer_device(layer).copy(buf, np.ascontiguousarray(value, dtype=buf.dtype))
     for layer, calls in zip(model.layers, meta.get("random_state", [])):
         if calls is not None:
             layer._calls = calls

@@ -36,6 +36,7 @@ class Graph(Layer):
         self.inputs = list(inputs)
         self.nodes: dict[str, tuple[Layer, list[str]]] = {}
         self._output: str | None = None
+        self.output_name: str | None = None
         self.flat = None
         self.device = None
 
@@ -52,6 +53,7 @@ class Graph(Layer):
         if name not in self.nodes:
             raise ValueError(f"Graph: unknown output node {name!r}")
         self._output = name
+        self.output_name = name
         params = self.parameters()
         if params:
             self.device = params[0].device
@@ -86,8 +88,13 @@ class Graph(Layer):
                     grads[source] = g
         return grads.get(self.inputs[0])
 
+    @property
+    def layers(self) -> list[Layer]:
+        """The node layers in insertion (topological) order, as for Sequential."""
+        return [layer for layer, _ in self.nodes.values()]
+
     def parameters(self):
-        return [p for layer, _ in self.nodes.values() for p in layer.parameters()]
+        return [p for layer in self.layers for p in layer.parameters()]
 
     def train(self):
         for layer, _ in self.nodes.values():

@@ -2,6 +2,7 @@
 
 from .activations import ReLU, Sigmoid, Tanh
 from .base import Layer, Parameter
+from .batchnorm import BatchNorm2D
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -11,4 +12,4 @@ from .rnn import RNN
 from .shape import Flatten, LastTimeStep
 
 __all__ = ["Layer", "Parameter", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
-           "LastTimeStep", "Dropout", "RNN", "SoftmaxCrossEntropy", "MSELoss"]
+           "LastTimeStep", "Dropout", "BatchNorm2D", "RNN", "SoftmaxCrossEntropy", "MSELoss"]

@@ -95,6 +95,10 @@ class Layer:
         """Constructor arguments, for checkpoints (the architecture is rebuilt from them)."""
         return {}
 
+    def state_arrays(self) -> dict:
+        """Arrays that are not parameters but belong in a checkpoint (e.g. running statistics)."""
+        return {}
+
     def train(self):
         self.training = True
         return self

@@ -26,6 +26,7 @@ def small_layers(dev):
         "flatten": (L.Flatten(), (2, 3, 2, 2)),
         "dropout": (L.Dropout(0.4, seed=3), (4, 9)),
         "rnn": (L.RNN(3, 4, device=dev), (2, 3, 3)),
+        "batchnorm": (L.BatchNorm2D(3, device=dev), (2, 3, 2, 3)),
         "last_step": (L.LastTimeStep(), (2, 3, 4)),
     }
 
@@ -227,3 +228,33 @@ def test_training_on_cuda_matches_cpu_closely():
             batch_size=32)
         results.append(np.concatenate([p.numpy().ravel() for p in model.parameters()]))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batchnorm_running_statistics_eval_mode_and_checkpoint(device, tmp_path):
+    dev = Device(device)
+    bn = L.BatchNorm2D(2, momentum=0.5, device=dev)
+    x = np.random.default_rng(0).standard_normal((4, 2, 3, 3)) * 3 + 1
+    bn.forward(dev.asarray(x))
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(dev.to_numpy(bn.running_mean), 0.5 * mean, rtol=1e-5)
+    np.testing.assert_allclose(dev.to_numpy(bn.running_var), 0.5 + 0.5 * var, rtol=1e-5)
+    bn.eval()
+    expected = (x - 0.5 * mean[None, :, None, None]) / np.sqrt(0.5 + 0.5 * var + 1e-5)[None, :, None, None]
+    np.testing.assert_allclose(dev.to_numpy(bn.forward(dev.asarray(x))), expected, rtol=1e-4, atol=1e-5)
+    model = Sequential(bn, L.Flatten())
+    save(tmp_path / "bn.npz", model)
+    restored, _ = load(tmp_path / "bn.npz", device=dev)
+    np.testing.assert_allclose(dev.to_numpy(restored.layers[0].running_var), dev.to_numpy(bn.running_var))
+
+
+def test_graph_checkpoint_round_trip(tmp_path):
+    dev = Device("cpu")
+    g = Graph(inputs=["x"])
+    g.add("dense", L.Dense(3, 3, device=dev), "x").add("act", L.ReLU(), "dense").add("sum", Add(), "act", "x")
+    g.output("sum")
+    save(tmp_path / "g.npz", g)
+    restored, _ = load(tmp_path / "g.npz", device=dev)
+    x = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(restored.forward(x.copy()), g.forward(x.copy()))
+    assert isinstance(restored, Graph) and list(restored.nodes) == ["dense", "act", "sum"]
