@@ -258,3 +258,16 @@ def test_graph_checkpoint_round_trip(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
     np.testing.assert_array_equal(restored.forward(x.copy()), g.forward(x.copy()))
     assert isinstance(restored, Graph) and list(restored.nodes) == ["dense", "act", "sum"]
+
+
+def test_same_seed_same_numbers_on_cpu():
+    data = tiny_problem()
+    runs = []
+    for _ in range(2):
+        model = make_mlp(Device("cpu"))
+        history = fit(model, L.SoftmaxCrossEntropy(), O.SGD(model.parameters(), lr=0.1, momentum=0.9), data,
+                      epochs=2, batch_size=16, seed=11)
+        runs.append(([r["loss"] for r in history], [p.numpy() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
