@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine import cuda_probe  # noqa: E402  (imports only the standard library)
 
-REAL_GPU = cuda_probe.real_gpu_count() > 0 and not cuda_probe.simulator_requested()
+SIMULATOR_ASKED_FOR = cuda_probe.simulator_requested()  # by the user (or `cli.py --device sim check`)
+REAL_GPU = cuda_probe.real_gpu_count() > 0 and not SIMULATOR_ASKED_FOR
 if not REAL_GPU:
     cuda_probe.enable_simulator()
 cuda_probe.ensure_numba_cache_dir()
@@ -42,8 +43,9 @@ def _selects_gpu_tier(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    # `pytest -m gpu` asks for real hardware: without one, say so instead of re-running the simulator.
-    if REAL_GPU or not _selects_gpu_tier(config):
+    # `pytest -m gpu` asks for real hardware: without one, say so instead of re-running the simulator,
+    # unless the simulator was asked for explicitly (NUMBA_ENABLE_CUDASIM=1 pytest -m gpu).
+    if REAL_GPU or SIMULATOR_ASKED_FOR or not _selects_gpu_tier(config):
         return
     skip = pytest.mark.skip(reason="the gpu tier needs a real GPU; the default tier ran these in the simulator")
     for item in items:

@@ -1,0 +1,254 @@
+"""The bench's cases: what each op family runs, how many FLOPs and bytes that is, and how its result is
+checked against the float64 reference after timing.
+
+Each ``<op>_cases(quick)`` yields ``Case`` objects. A case prepares its inputs once per device
+(``setup(device) -> run``), knows its work (``flops``, ``bytes``) and validates the output of the last
+run (``check() -> max relative error``). Inputs are random, never zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cuda_kernels import get_backend
+from cuda_kernels.conv import conv_output_size
+
+REF = get_backend("numpy")
+
+
+@dataclass
+class Case:
+    op: str
+    case: str
+    impls: dict[str, list[str]]  # device -> implementation names
+    setup: Callable  # (device, impl) -> (run, check)
+    flops: float = 0.0
+    bytes: float = 0.0
+    blas_only: bool = False  # the CPU rows may give BLAS every thread (nothing else runs beside it)
+    extra: dict = field(default_factory=dict)
+    peer: dict | None = None  # what a peer library needs to run the same case
+
+
+def rel_error(out, ref) -> float:
+    out = np.asarray(out, np.float64)
+    return float(np.abs(out - ref).max() / max(1e-12, np.abs(ref).max()))
+
+
+def _host(dev, array):
+    return dev.to_numpy(array)
+
+
+# ------------------------------------------------------------------------------------------------
+def gemm_cases(quick: bool) -> Iterator[Case]:
+    shapes = [("256^3", 256, 256, 256, False), ("512^3", 512, 512, 512, False)]
+    if not quick:
+        shapes += [("1024^3", 1024, 1024, 1024, False), ("2048^3", 2048, 2048, 2048, False),
+                   ("4096^3", 4096, 4096, 4096, False)]
+    shapes += [("lenet fc1 b64 (64x400 @ 400x120)", 64, 120, 400, True),
+               ("mlp fc1 b256 (256x784 @ 784x256)", 256, 256, 784, True)]
+    for name, m, n, k, trans_b in shapes:
+        rng = np.random.default_rng(m * 7 + n)
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+        ref = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+        cpu_impls = ["blas"] + (["prange"] if m * n * k <= 1024**3 else [])
+        cuda_impls = ["register_blocked", "shared_tiled"] + (["naive"] if m * n * k <= 2048**3 else [])
+
+        def setup(dev, impl, a=a, b=b, ref=ref, m=m, n=n, trans_b=trans_b):
+            A, B, C = dev.asarray(a), dev.asarray(b), dev.empty((m, n))
+            run = lambda: dev.kernels.gemm(C, A, B, trans_b=trans_b, version=impl)  # noqa: E731
+            return run, lambda: rel_error(_host(dev, C), ref)
+
+        yield Case("gemm", name, {"cpu": cpu_impls, "cuda": cuda_impls}, setup, flops=2.0 * m * n * k,
+                   bytes=4.0 * (m * k + k * n + m * n), blas_only=True,
+                   peer={"kind": "gemm", "a": a, "b": b, "trans_b": trans_b})
+
+
+# ------------------------------------------------------------------------------------------------
+CONV_SHAPES = [("lenet c1 1->6 5x5 pad2 28x28 b64", 64, 1, 28, 6, 5, 2),
+               ("lenet c2 6->16 5x5 14x14 b64", 64, 6, 14, 16, 5, 0),
+               ("32->64 3x3 pad1 32x32 b64", 64, 32, 32, 64, 3, 1)]
+
+
+def conv_cases(quick: bool) -> Iterator[Case]:
+    from layers import Conv2D
+
+    for name, n, c, hw, f, k, p in CONV_SHAPES:
+        o = conv_output_size(hw, k, 1, p)
+        rng = np.random.default_rng(hw + f)
+        x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+        dy = rng.standard_normal((n, f, o, o)).astype(np.float32)
+        macs = n * o * o * f * c * k * k
+        for direction in ("forward", "forward+backward"):
+            def setup(dev, impl, x=x, dy=dy, c=c, f=f, k=k, p=p, direction=direction):
+                layer = Conv2D(c, f, k, padding=p, device=dev, seed=1)
+                X, DY = dev.asarray(x), dev.asarray(dy)
+                twin = Conv2D(c, f, k, padding=p, device=_reference(), seed=1)
+                y_ref = twin.forward(x.astype(np.float64))
+                dx_ref = twin.backward(dy.astype(np.float64)) if direction != "forward" else None
+
+                def run():
+                    y = layer.forward(X)
+                    return layer.backward(DY) if direction != "forward" else y
+
+                def check():
+                    if direction == "forward":
+                        return rel_error(_host(dev, layer._buffers["y"]), y_ref)
+                    return max(rel_error(_host(dev, layer._buffers["dx"]), dx_ref),
+                               rel_error(_host(dev, layer.weight.grad), twin.weight.grad))
+                return run, check
+
+            work = 1 if direction == "forward" else 3  # backward: dW and dx GEMMs, each as big as forward
+            yield Case("conv", f"{name} {direction}", {"cpu": ["im2col+gemm"], "cuda": ["im2col+gemm"]}, setup,
+                       flops=2.0 * macs * work,
+                       bytes=4.0 * work * (x.size + n * o * o * f + f * c * k * k + n * o * o * c * k * k * 2),
+                       peer={"kind": "conv", "x": x, "dy": dy, "f": f, "k": k, "p": p, "direction": direction})
+
+
+_REFERENCE = {}
+
+
+def _reference():
+    from engine.device import Device
+
+    if "dev" not in _REFERENCE:
+        _REFERENCE["dev"] = Device("numpy")
+    return _REFERENCE["dev"]
+
+
+# ------------------------------------------------------------------------------------------------
+def pool_cases(quick: bool) -> Iterator[Case]:
+    for name, shape in [("2x2 on 64x6x28x28", (64, 6, 28, 28)), ("2x2 on 64x64x32x32", (64, 64, 32, 32))]:
+        rng = np.random.default_rng(shape[1])
+        x = rng.standard_normal(shape).astype(np.float32)
+        n, c, h, w = shape
+        out_shape = (n, c, h // 2, w // 2)
+        dy = rng.standard_normal(out_shape).astype(np.float32)
+        y64, arg64, dx64 = np.empty(out_shape), np.empty(out_shape, np.int32), np.empty(shape)
+        REF.maxpool_forward(y64, arg64, x.astype(np.float64), 2, 2)
+        REF.maxpool_backward(dx64, dy.astype(np.float64), arg64, 2, 2)
+        for direction, ref in (("forward", y64), ("backward", dx64)):
+            def setup(dev, impl, x=x, dy=dy, out_shape=out_shape, direction=direction, ref=ref, shape=shape):
+                X, DY = dev.asarray(x), dev.asarray(dy)
+                Y, ARG, DX = dev.empty(out_shape), dev.empty(out_shape, np.int32), dev.empty(shape)
+                dev.kernels.maxpool_forward(Y, ARG, X, 2, 2)
+                if direction == "forward":
+                    run = lambda: dev.kernels.maxpool_forward(Y, ARG, X, 2, 2)  # noqa: E731
+                    return run, lambda: rel_error(_host(dev, Y), ref)
+                run = lambda: dev.kernels.maxpool_backward(DX, DY, ARG, 2, 2)  # noqa: E731
+                return run, lambda: rel_error(_host(dev, DX), ref)
+
+            moved = x.size * 4 + int(np.prod(out_shape)) * 8  # x (or dx) once, y (or dy) and argmax once
+            yield Case("pool", f"{name} {direction}", {"cpu": ["prange"], "cuda": ["gather"]}, setup, flops=0.0,
+                       bytes=float(moved), peer={"kind": "pool", "x": x, "dy": dy, "direction": direction})
+
+
+# ------------------------------------------------------------------------------------------------
+def rnn_cases(quick: bool) -> Iterator[Case]:
+    from layers import RNN
+
+    n, t, i, h = 64, 32, 64, 128
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, t, i)).astype(np.float32)
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+
+    def setup(dev, impl):
+        layer, twin = RNN(i, h, device=dev, seed=2), RNN(i, h, device=_reference(), seed=2)
+        X, DY = dev.asarray(x), dev.asarray(dy)
+        twin.forward(x.astype(np.float64))
+        dx_ref = twin.backward(dy.astype(np.float64))
+
+        def run():
+            layer.forward(X)
+            return layer.backward(DY)
+
+        return run, lambda: rel_error(_host(dev, layer._buffers["dx"]), dx_ref)
+
+    flops = 3 * 2.0 * n * t * h * (i + h)
+    yield Case("rnn", f"forward+BPTT b{n} T{t} {i}->{h}", {"cpu": ["gemm+fused tanh"], "cuda": ["gemm+fused tanh"]},
+               setup, flops=flops, bytes=4.0 * 3 * t * (n * (i + 3 * h) + h * (i + h)),
+               peer={"kind": "rnn", "x": x, "dy": dy, "h": h})
+
+
+# ------------------------------------------------------------------------------------------------
+def optim_cases(quick: bool, gpu: bool) -> Iterator[Case]:
+    sizes = [1_000_000] + ([] if quick else [10_000_000]) + ([100_000_000] if gpu and not quick else [])
+    for size in sizes:
+        rng = np.random.default_rng(size % 1000)
+        p0 = rng.standard_normal(size).astype(np.float32)
+        g = rng.standard_normal(size).astype(np.float32)
+        for name, moved in (("sgd-momentum", 20), ("adam", 28)):
+            p64, s1, s2 = p0.astype(np.float64), np.zeros(size), np.zeros(size)
+            if name == "adam":
+                REF.adam_step(p64, s1, s2, g.astype(np.float64), lr=1e-3, step=1)
+            else:
+                REF.sgd_step(p64, s1, g.astype(np.float64), lr=1e-2, momentum=0.9, first_step=True)
+
+            def setup(dev, impl, name=name, p0=p0, g=g, p64=p64, size=size):
+                P, G = dev.asarray(p0.copy()), dev.asarray(g)  # a copy: the steps below write P in place
+                S1, S2 = dev.zeros((size,)), dev.zeros((size,))
+                if name == "adam":
+                    run = lambda: dev.kernels.adam_step(P, S1, S2, G, lr=1e-3, step=1)  # noqa: E731
+                else:
+                    run = lambda: dev.kernels.sgd_step(P, S1, G, lr=1e-2, momentum=0.9, first_step=True)  # noqa: E731
+
+                def check():  # re-run once on fresh state, then compare with one reference step
+                    dev.copy(P, dev.asarray(p0.copy()))
+                    dev.kernels.fill(S1, 0.0)
+                    dev.kernels.fill(S2, 0.0)
+                    run()
+                    return rel_error(_host(dev, P), p64)
+                return run, check
+
+            label = f"{size / 1e6:g}M params"
+            yield Case("optim", f"{name} {label}", {"cpu": ["fused prange"], "cuda": ["fused kernel"]}, setup,
+                       flops=(12.0 if name == "adam" else 4.0) * size, bytes=float(moved * size),
+                       peer={"kind": "optim", "name": name, "p": p0, "g": g})
+
+
+# ------------------------------------------------------------------------------------------------
+TRAIN_CASES = [("lenet-5 b64", "lenet", 64), ("lenet-5 b256", "lenet", 256), ("mlp 784-256-256-10 b256", "mlp", 256)]
+
+
+def train_cases(quick: bool) -> Iterator[Case]:
+    import layers as L
+    import optim as O
+    from engine.models import lenet, mlp
+
+    for name, model_name, batch in TRAIN_CASES if not quick else TRAIN_CASES[::2]:
+        rng = np.random.default_rng(batch)
+        shape = (batch, 1, 28, 28) if model_name == "lenet" else (batch, 784)
+        x = rng.random(shape).astype(np.float32)
+        y = rng.integers(0, 10, batch)
+
+        def setup(dev, impl, model_name=model_name, x=x, y=y):
+            build = (lambda d: lenet(d)) if model_name == "lenet" else (lambda d: mlp(d, in_features=784))
+            model, ce = build(dev), L.SoftmaxCrossEntropy()
+            opt = O.Adam(model.parameters(), lr=1e-3)
+            twin = build(_reference())
+            loss_ref = L.SoftmaxCrossEntropy().forward(twin.forward(x.astype(np.float64)), y)
+            X = dev.asarray(x)
+            state = {}
+
+            def run():
+                state["loss"] = ce.forward(model.forward(X), y)
+                model.backward(ce.backward())
+                opt.step()
+
+            def check():  # the first step's loss, from the untouched initial weights, against float64
+                fresh, fresh_ce = build(dev), L.SoftmaxCrossEntropy()
+                return abs(fresh_ce.forward(fresh.forward(X), y) - loss_ref) / abs(loss_ref)
+            return run, check
+
+        yield Case("train", name, {"cpu": ["fwd+bwd+adam"], "cuda": ["fwd+bwd+adam"]}, setup,
+                   extra={"batch": batch}, peer={"kind": "train", "model": model_name, "x": x, "y": y})
+
+
+def all_cases(ops: list[str], quick: bool, gpu: bool) -> Iterator[Case]:
+    makers = {"gemm": gemm_cases, "conv": conv_cases, "pool": pool_cases, "rnn": rnn_cases,
+              "optim": lambda q: optim_cases(q, gpu), "train": train_cases}
+    for op in ops:
+        yield from makers[op](quick)

@@ -1,0 +1,49 @@
+"""The ceilings of the roofline, measured in the same run as the results they judge.
+
+CPU: BLAS SGEMM at 1024^3 on all threads (GFLOP/s) and a large copy (GB/s, bytes read + written).
+GPU: the copy and FMA kernels of cuda_kernels/ceilings.py (GB/s and GFLOP/s).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .timing import cpu_threads, time_calls
+
+
+def cpu_ceilings(threads: int, quick: bool) -> dict:
+    from cuda_kernels import get_backend
+
+    n = 1024
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
+    c = np.empty((n, n), np.float32)
+    gemm_ms = float("inf")
+    for count in sorted({1, threads}):  # the best of one thread and all: the ceiling is what BLAS can do
+        with cpu_threads(count, blas_threads=count):
+            gemm_ms = min(gemm_ms, time_calls(lambda: get_backend("cpu").gemm(c, a, b), "cpu", 10, best=True)[1])
+    size = 128 * 2**20 // 4  # well beyond the last-level cache: a DRAM ceiling
+    src, dst = np.ones(size, np.float32), np.empty(size, np.float32)
+    with cpu_threads(threads):
+        _, copy_ms = time_calls(lambda: get_backend("cpu").scale(dst, src, 1.0), "cpu", 10, best=True)
+    return {"gflops": 2 * n**3 / gemm_ms / 1e6, "gbps": 8 * size / copy_ms / 1e6,
+            "gflops_how": f"BLAS SGEMM {n}^3, best of 1 and {threads} threads",
+            "gbps_how": f"prange copy of {4 * size >> 20} MiB"}
+
+
+def gpu_ceilings(quick: bool) -> dict:
+    from numba import cuda
+
+    from cuda_kernels.ceilings import copy_ceiling_kernel, fma_ceiling_kernel, fma_flops
+
+    size = (64 if quick else 256) * 2**20 // 4
+    src, dst = cuda.to_device(np.ones(size, np.float32)), cuda.device_array(size, np.float32)
+    sms = cuda.get_current_device().MULTIPROCESSOR_COUNT
+    blocks = sms * 32
+    _, copy_ms = time_calls(lambda: copy_ceiling_kernel[blocks, 256](dst, src), "cuda", 20, best=True)
+    threads = sms * 2048
+    out = cuda.device_array(threads, np.float32)
+    _, fma_ms = time_calls(lambda: fma_ceiling_kernel[threads // 256, 256](out, np.float32(0.999),
+                                                                          np.float32(1e-3)), "cuda", 20, best=True)
+    return {"gflops": fma_flops(threads) / fma_ms / 1e6, "gbps": 8 * size / copy_ms / 1e6,
+            "gflops_how": "FMA-chain kernel", "gbps_how": f"copy kernel, {4 * size >> 20} MiB"}

@@ -1,0 +1,141 @@
+"""Peers: the same cases through PyTorch (oneDNN/MKL or OpenBLAS on the CPU, cuBLAS/cuDNN on the GPU),
+as clearly labelled rows (device "torch-cpu" / "torch-cuda"), so each of our rows can say how it
+compares (vs_peer = peer time / our time, > 1 means we are faster). TF32 is off: a float32 peer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .timing import time_calls
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def peer_rows(case, devices: list[str], threads: int) -> list[dict]:
+    if case.peer is None or not torch_available():
+        return []
+    import torch
+
+    from .runner import _measured
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    rows = []
+    for dev_name in devices:
+        if dev_name == "cuda" and not torch.cuda.is_available():
+            continue
+        target = torch.device("cuda" if dev_name == "cuda" else "cpu")
+        torch.set_num_threads(threads)
+        run, check = _peer(case.peer, target)
+        sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
+
+        def timed(run=run, sync=sync):
+            run()
+            sync()
+
+        first, median = time_calls(timed, "cpu", 10, 1.0)  # wall clock around a synchronized call
+        rows.append(_measured(case, f"torch-{target.type}", "torch", threads if target.type == "cpu" else None,
+                              first, median, check()))
+    return rows
+
+
+def _t(array, device, grad=False):
+    import torch
+
+    return torch.tensor(np.ascontiguousarray(array), device=device, requires_grad=grad)
+
+
+def _peer(spec: dict, device):
+    import torch
+    import torch.nn.functional as F
+
+    kind = spec["kind"]
+    state = {}
+    if kind == "gemm":
+        a, b = _t(spec["a"], device), _t(spec["b"], device)
+        ref = spec["a"].astype(np.float64) @ (spec["b"].T if spec["trans_b"] else spec["b"]).astype(np.float64)
+
+        def run():
+            state["c"] = a @ (b.T if spec["trans_b"] else b)
+        return run, lambda: _err(state["c"], ref)
+    if kind == "conv":
+        x, dy = _t(spec["x"], device, True), _t(spec["dy"], device)
+        w = torch.randn(spec["f"], x.shape[1], spec["k"], spec["k"], device=device, requires_grad=True)
+        bias = torch.randn(spec["f"], device=device, requires_grad=True)
+
+        def run():
+            y = F.conv2d(x, w, bias, padding=spec["p"])
+            if spec["direction"] != "forward":
+                y.backward(dy)
+            state["y"] = y
+        return run, lambda: None  # the peer is the yardstick, not the subject: not re-validated
+    if kind == "pool":
+        x, dy = _t(spec["x"], device, True), _t(spec["dy"], device)
+
+        def run():
+            y = F.max_pool2d(x, 2)
+            if spec["direction"] != "forward":
+                y.backward(dy)
+        return run, lambda: None
+    if kind == "rnn":
+        x, dy = _t(spec["x"], device, True), _t(spec["dy"], device)
+        rnn = torch.nn.RNN(x.shape[2], spec["h"], batch_first=True).to(device)
+
+        def run():
+            y, _ = rnn(x)
+            y.backward(dy)
+        return run, lambda: None
+    if kind == "optim":
+        p = torch.nn.Parameter(_t(spec["p"], device))
+        p.grad = _t(spec["g"], device)
+        opt = _torch_optimizer(spec["name"], [p])
+        return opt.step, lambda: None
+    if kind == "train":
+        model = _torch_model(spec["model"]).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x, y = _t(spec["x"], device), torch.tensor(spec["y"], device=device)
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        return run, lambda: None
+    raise ValueError(f"unknown peer kind {kind!r}")
+
+
+def _err(tensor, ref) -> float:
+    out = tensor.detach().cpu().numpy().astype(np.float64)
+    return float(np.abs(out - ref).max() / max(1e-12, np.abs(ref).max()))
+
+
+def _torch_model(name: str):
+    import torch.nn as nn
+
+    if name == "lenet":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                             nn.ReLU(), nn.Linear(84, 10))
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def _torch_optimizer(name: str, params):
+    """PyTorch's fastest documented implementation: fused where this build supports it, else foreach."""
+    import torch
+
+    if name == "adam":
+        cls, kwargs = torch.optim.Adam, {"lr": 1e-3}
+    else:
+        cls, kwargs = torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}
+    try:
+        opt = cls(params, fused=True, **kwargs)
+        opt.step()  # unsupported fused devices fail here, not at construction
+        return opt
+    except (RuntimeError, TypeError, ValueError):
+        return cls(params, foreach=True, **kwargs)

@@ -1,0 +1,97 @@
+"""Presenting bench results: a rich table in the terminal, and a PNG with two panels — each row's
+percent of its roofline ceiling (and, with a GPU, its speedup over the best CPU row), and the
+roofline itself with every measured row placed on it."""
+
+from __future__ import annotations
+
+
+def _fmt(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def print_table(result: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if console is None:  # piped into a file or a pager: do not squeeze the table into 80 columns
+        probe = Console()
+        console = probe if probe.is_terminal else Console(width=170)
+    machine = result["machine"]
+    title = (f"tilegrad bench — {machine['cpu']}, {machine['threads']} threads"
+             + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"))
+    table = Table(title=title, title_justify="left")
+    for name, justify in [("op", "left"), ("case", "left"), ("device", "left"), ("impl", "left"), ("thr", "right"),
+                          ("ms", "right"), ("GFLOP/s", "right"), ("GB/s", "right"), ("% ceil", "right"),
+                          ("vs CPU", "right"), ("vs peer", "right"), ("samples/s", "right"), ("max rel err", "right")]:
+        table.add_column(name, justify=justify, overflow="fold")
+    for r in result["results"]:
+        if r["median_ms"] is None:
+            table.add_row(r["op"], r["case"], r["device"], r["impl"], "", "", "", "", "", "", "", "",
+                          "unavailable", style="dim")
+            continue
+        peer = r["device"].startswith("torch")
+        table.add_row(r["op"], r["case"], r["device"], r["impl"], _fmt(r["threads"], "d"), _fmt(r["median_ms"], ".3f"),
+                      _fmt(r["gflops"], ".1f"), _fmt(r["gbps"], ".1f"), _fmt(r["pct_of_ceiling"], ".0f"),
+                      _fmt(r["speedup_vs_cpu"], ".1f"), _fmt(r["vs_peer"], ".2f"), _fmt(r["samples_per_s"], ",.0f"),
+                      _fmt(r["max_rel_err"], ".1e"), style="cyan" if peer else None)
+    console.print(table)
+    for kind, c in result["ceilings"].items():
+        console.print(f"ceiling {kind}: {c['gflops']:.0f} GFLOP/s ({c['gflops_how']}), {c['gbps']:.1f} GB/s "
+                      f"({c['gbps_how']})")
+    console.print("% ceil: achieved / min(peak FLOP/s, intensity x copy bandwidth); in-cache cases can pass 100 % "
+                  "of the DRAM copy ceiling. vs peer: peer time / our time (> 1: we are faster).")
+
+
+def save_plot(result: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["results"] if r["median_ms"] is not None and r["device"] in ("cpu", "cuda")]
+    best = {}
+    for r in rows:  # one bar per (case, device, impl): its best thread count
+        key = (r["op"], r["case"], r["device"], r["impl"])
+        if r["pct_of_ceiling"] is not None and (key not in best or r["median_ms"] < best[key]["median_ms"]):
+            best[key] = r
+    bars = sorted(best.values(), key=lambda r: (r["op"], r["case"], r["device"], r["impl"]))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16, max(6, 0.28 * len(bars) + 2)),
+                                      gridspec_kw={"width_ratios": [1.2, 1]})
+    colors = {"gemm": "tab:blue", "conv": "tab:orange", "pool": "tab:green", "rnn": "tab:red", "optim": "tab:purple"}
+    labels = [f"{r['op']}: {r['case']} [{r['device']} {r['impl']}]" for r in bars]
+    values = [r["pct_of_ceiling"] for r in bars]
+    y = range(len(bars))
+    left.barh(list(y), values, color=[colors.get(r["op"], "gray") for r in bars])
+    left.set_yticks(list(y), labels, fontsize=7)
+    left.invert_yaxis()
+    left.axvline(100, color="black", lw=0.8, ls="--")
+    left.set_xlabel("% of roofline ceiling (best thread count)")
+    speedups = [r for r in rows if r["speedup_vs_cpu"]]
+    left.set_title("GPU speedup over best CPU row: "
+                   + (", ".join(f"{r['case']} {r['speedup_vs_cpu']:.0f}x" for r in speedups[:4]) if speedups
+                      else "no GPU in this run"), fontsize=9)
+
+    for kind, c in result["ceilings"].items():
+        ridge = c["gflops"] / c["gbps"]
+        xs = [0.01, ridge, 1000]
+        right.plot(xs, [min(c["gflops"], x * c["gbps"]) for x in xs], lw=2,
+                   label=f"{kind} roofline: {c['gflops']:.0f} GFLOP/s, {c['gbps']:.0f} GB/s")
+    for r in bars:
+        if r["gflops"] and r["gbps"]:
+            marker = "o" if r["device"] == "cpu" else "^"
+            right.scatter(r["gflops"] / r["gbps"], r["gflops"], color=colors.get(r["op"], "gray"), marker=marker, s=28)
+    for op, color in colors.items():
+        right.scatter([], [], color=color, label=op)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("arithmetic intensity (FLOP/byte)")
+    right.set_ylabel("GFLOP/s")
+    right.set_title("roofline (o cpu, ^ cuda)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=8, loc="lower right")
+    machine = result["machine"]
+    fig.suptitle(f"tilegrad bench on {machine['cpu']} ({machine['threads']} threads)"
+                 + (f" + {machine['gpu']}" if machine.get("gpu") else ", no GPU"), fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,127 @@
+"""Run the bench: ceilings first, then every case on every device and thread count, each result
+re-validated against the float64 reference after timing, then peers, then the derived columns."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .cases import all_cases
+from .ceilings import cpu_ceilings, gpu_ceilings
+from .timing import cpu_threads, time_calls
+
+ALL_OPS = ("gemm", "conv", "pool", "rnn", "optim", "train")
+NO_GPU_NOTE = ("no GPU here: run the bench on a GPU machine for the cuda rows; the simulator only checks "
+               "correctness (python cli.py --device sim check) and is never timed")
+
+
+@dataclass
+class BenchConfig:
+    devices: list[str]  # "cpu" and/or "cuda"
+    ops: list[str] = field(default_factory=lambda: list(ALL_OPS))
+    quick: bool = False
+    threads: list[int] = field(default_factory=list)  # CPU thread counts to run; [] = 1 and all
+    peers: bool = False
+    gpu_unavailable_reason: str | None = None
+
+
+def _row(spec, device, impl, threads=None, **values) -> dict:
+    row = {"op": spec.op, "case": spec.case, "device": device, "impl": impl, "threads": threads,
+           "median_ms": None, "first_call_ms": None, "gflops": None, "gbps": None, "pct_of_ceiling": None,
+           "speedup_vs_cpu": None, "vs_peer": None, "max_rel_err": None, "samples_per_s": None, "note": None}
+    row.update(values)
+    return row
+
+
+def _measured(case, device, impl, threads, first_ms, median_ms, err) -> dict:
+    seconds = median_ms / 1e3
+    row = _row(case, device, impl, threads, median_ms=median_ms, first_call_ms=first_ms, max_rel_err=err)
+    if case.flops:
+        row["gflops"] = case.flops / seconds / 1e9
+    if case.bytes:
+        row["gbps"] = case.bytes / seconds / 1e9
+    if "batch" in case.extra:
+        row["samples_per_s"] = case.extra["batch"] / seconds
+    return row
+
+
+def run_bench(config: BenchConfig, progress=None) -> dict:
+    import numba
+
+    from engine.device import Device
+    from engine.machine import machine_info
+
+    all_threads = numba.get_num_threads()
+    thread_counts = config.threads or sorted({1, all_threads})
+    ceilings = {}
+    if "cpu" in config.devices:
+        ceilings["cpu"] = cpu_ceilings(max(thread_counts), config.quick)
+    if "cuda" in config.devices:
+        ceilings["cuda"] = gpu_ceilings(config.quick)
+    devices = {name: Device(name) for name in config.devices}
+    cases = list(all_cases(config.ops, config.quick, gpu="cuda" in devices))
+    rows = []
+    started = time.perf_counter()
+    for index, case in enumerate(cases):
+        if progress:
+            progress(index, len(cases), f"{case.op}: {case.case}")
+        for dev_name, dev in devices.items():
+            for impl in case.impls.get(dev_name, []):
+                counts = thread_counts if dev_name == "cpu" else [None]
+                for threads in counts:
+                    run, check = case.setup(dev, impl)
+                    if dev_name == "cpu":
+                        with cpu_threads(threads, blas_threads=threads if case.blas_only else None):
+                            first, median = time_calls(run, "cpu", 3 if config.quick else 10,
+                                                       0.5 if config.quick else 2.0)
+                    else:
+                        first, median = time_calls(run, "cuda", 20 if config.quick else 50)
+                    rows.append(_measured(case, dev_name, impl, threads, first, median, check()))
+        if config.gpu_unavailable_reason and index == next(i for i, c in enumerate(cases) if c.op == case.op):
+            rows.append(_row(case, "cuda", "-", case="(all cases)", note=config.gpu_unavailable_reason))
+        if config.peers:
+            from .peers import peer_rows
+
+            rows.extend(peer_rows(case, list(devices), max(thread_counts)))
+    _derive(rows, ceilings)
+    if progress:
+        progress(len(cases), len(cases), "done")
+    return {"machine": _machine_summary(machine_info()), "ceilings": ceilings, "results": rows,
+            "config": {"devices": config.devices, "ops": config.ops, "quick": config.quick,
+                       "threads": thread_counts, "peers": config.peers},
+            "seconds": time.perf_counter() - started}
+
+
+def _machine_summary(info: dict) -> dict:
+    gpu = info["gpu"]
+    return {"cpu": info["cpu"], "threads": info["threads"], "gpu": gpu.get("name") if gpu.get("present") else None,
+            "numba": info["numba"], "numba_cuda": info["numba_cuda"], "python": info["python"],
+            "numpy": info["numpy"], "blas": info["blas"], "simulator": info["simulator"],
+            "driver_cuda_version": gpu.get("driver_cuda_version")}
+
+
+def _derive(rows: list[dict], ceilings: dict) -> None:
+    """pct_of_ceiling (roofline), speedup_vs_cpu (GPU rows), vs_peer (peer time / our time)."""
+    for row in rows:
+        if row["median_ms"] is None:
+            continue
+        kind = "cuda" if row["device"] in ("cuda", "torch-cuda", "cupy") else "cpu"
+        ceiling = ceilings.get(kind)
+        if ceiling and (row["gflops"] or row["gbps"]):
+            if row["gflops"]:
+                intensity = row["gflops"] / row["gbps"] if row["gbps"] else float("inf")
+                attainable = min(ceiling["gflops"], intensity * ceiling["gbps"])
+                row["pct_of_ceiling"] = 100 * row["gflops"] / attainable
+            else:
+                row["pct_of_ceiling"] = 100 * row["gbps"] / ceiling["gbps"]
+    ours = [r for r in rows if r["device"] in ("cpu", "cuda") and r["median_ms"] is not None]
+    for row in ours:
+        same = [r for r in rows if r["op"] == row["op"] and r["case"] == row["case"] and r["median_ms"] is not None]
+        if row["device"] == "cuda":
+            cpu = [r["median_ms"] for r in same if r["device"] == "cpu"]
+            if cpu:
+                row["speedup_vs_cpu"] = min(cpu) / row["median_ms"]
+        peer_device = "torch-cuda" if row["device"] == "cuda" else "torch-cpu"
+        peers = [r["median_ms"] for r in same if r["device"] == peer_device]
+        if peers:
+            row["vs_peer"] = min(peers) / row["median_ms"]

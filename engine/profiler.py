@@ -1,0 +1,49 @@
+"""Where a training step's time goes: each layer's forward and backward, the loss and the optimizer,
+timed with the device synchronized around every piece (so GPU work is charged to the layer that
+launched it), as the median over several steps after warm-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def profile_step(model, loss_layer, optimizer, x, y, steps: int = 10, warmup: int = 2) -> list[dict]:
+    dev = model.device
+    X = dev.asarray(x)
+    timings: dict[str, list[float]] = {}
+
+    def timed(name, fn, *args):
+        dev.synchronize()
+        t0 = time.perf_counter()
+        out = fn(*args)
+        dev.synchronize()
+        if record:
+            timings.setdefault(name, []).append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    names = [f"{i}:{type(layer).__name__}" for i, layer in enumerate(model.layers)]
+    for step in range(warmup + steps):
+        record = step >= warmup
+        h = X
+        for name, layer in zip(names, model.layers):
+            h = timed(f"{name} forward", layer.forward, h)
+        timed("loss forward", loss_layer.forward, h, y)
+        dy = timed("loss backward", loss_layer.backward)
+        for name, layer in reversed(list(zip(names, model.layers))):
+            dy = timed(f"{name} backward", layer.backward, dy)
+        timed("optimizer step", optimizer.step)
+    rows = [{"part": name, "median_ms": statistics.median(values)} for name, values in timings.items()]
+    total = sum(r["median_ms"] for r in rows)
+    for r in rows:
+        r["percent"] = 100 * r["median_ms"] / total
+    rows.append({"part": "total (synchronized)", "median_ms": total, "percent": 100.0})
+    return rows
+
+
+def random_batch(model_name: str, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    shapes = {"lenet": (batch, 1, 28, 28), "mlp": (batch, 64), "rnn": (batch, 8, 8)}
+    return rng.random(shapes[model_name]).astype(np.float32), rng.integers(0, 10, batch)

@@ -1,0 +1,123 @@
+"""The CLI as a user runs it: subprocesses, JSON parsed, exit codes asserted."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, timeout=300, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def one_line_error(result, code=1):
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    result = cli("bench", "--quick", "--device", "cpu", "--json", str(out / "b.json"), "--plot", str(out / "b.png"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "b.json").read_text()), out, result
+
+
+def test_bench_quick_covers_every_op_family_with_a_validation_error_on_every_row(quick_bench):
+    data, out, result = quick_bench
+    assert {"cpu", "threads", "gpu", "numba", "numba_cuda"} <= set(data["machine"])
+    assert data["ceilings"]["cpu"]["gflops"] > 0 and data["ceilings"]["cpu"]["gbps"] > 0
+    ours = [r for r in data["results"] if r["device"] == "cpu"]
+    assert {r["op"] for r in ours} == {"gemm", "conv", "pool", "rnn", "optim", "train"}
+    for row in ours:
+        for key in ("op", "case", "device", "impl", "median_ms", "gflops", "gbps", "pct_of_ceiling", "speedup_vs_cpu",
+                    "vs_peer", "max_rel_err"):
+            assert key in row
+        assert row["median_ms"] > 0 and row["max_rel_err"] is not None, row
+        assert row["max_rel_err"] < 1e-4, row
+    assert {r["threads"] for r in ours} >= {1}, "the 1-thread rows run"
+    assert (out / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "tilegrad bench" in result.stdout
+
+
+def test_bench_lists_gpu_rows_as_unavailable_without_a_gpu():
+    from engine import cuda_probe
+
+    if cuda_probe.real_gpu_count():
+        pytest.skip("a GPU is present")
+    result = cli("bench", "--quick", "--ops", "pool", "--json", "/dev/stdout")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "unavailable" in result.stdout and "never timed" in result.stderr.replace("\n", " ")
+
+
+def test_bench_bad_arguments():
+    assert "unknown op fft" in one_line_error(cli("bench", "--ops", "gemm,fft"))
+    assert "invalid choice" in one_line_error(cli("bench", "--device", "tpu"), code=2)
+
+
+def test_train_writes_json_plot_checkpoint_and_resumes(tmp_path):
+    ckpt, js, png = tmp_path / "m.npz", tmp_path / "t.json", tmp_path / "t.png"
+    result = cli("train", "--model", "mlp", "--epochs", "3", "--checkpoint", str(ckpt), "--json", str(js),
+                 "--plot", str(png))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(js.read_text())
+    for key in ("model", "dataset", "device", "epochs", "final_loss", "train_accuracy", "test_accuracy",
+                "samples_per_s", "seconds"):
+        assert key in summary
+    assert summary["test_accuracy"] > 0.8 and summary["epochs"] == 3
+    assert png.read_bytes()[:4] == b"\x89PNG" and ckpt.exists()
+    again = cli("train", "--model", "mlp", "--epochs", "1", "--resume", str(ckpt), "--json", str(js))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(js.read_text())["epochs"] == 4
+
+
+def test_train_errors_are_one_line():
+    assert "--data-dir" in one_line_error(cli("train", "--dataset", "mnist"))
+    assert "MNIST folder not found" in one_line_error(cli("train", "--dataset", "mnist", "--data-dir", "/nonexistent"))
+    assert "invalid choice" in one_line_error(cli("train", "--optimizer", "lion"), code=2)
+    assert "must be positive" in one_line_error(cli("train", "--epochs", "0"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", "--model", "lenet", "--epochs", "50"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # imports, compilation, part of an epoch
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    assert (tmp_path / "interrupted-lenet.npz").exists()
+
+
+def test_check_passes_and_reports_a_table():
+    result = cli("check", "--only", "activation")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "pass" in result.stdout and "FAIL" not in result.stdout
+    assert "no check matched" in one_line_error(cli("check", "--only", "no_such_thing"))
+
+
+def test_profile_table_and_json(tmp_path):
+    result = cli("profile", "--model", "mlp", "--steps", "3", "--json", str(tmp_path / "p.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    parts = json.loads((tmp_path / "p.json").read_text())["parts"]
+    assert parts[-1]["part"].startswith("total") and abs(sum(p["percent"] for p in parts[:-1]) - 100) < 1e-6
+    assert any("Dense backward" in p["part"] for p in parts)
+
+
+def test_help_teaches_every_subcommand():
+    result = cli("--help")
+    for command in ("bench", "train", "check", "profile", "inspect", "info"):
+        assert command in result.stdout
+    assert cli("bench", "--help").returncode == 0
