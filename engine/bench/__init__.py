@@ -1,6 +1,16 @@
-"""``python cli.py bench``: the GPU against a multi-core CPU, measured honestly on this machine."""
+"""``python cli.py bench``: the GPU against a multi-core CPU, measured honestly on this machine.
 
-from .report import print_table, save_plot
-from .runner import ALL_OPS, BenchConfig, run_bench
+Imported lazily so that the peer worker (``python -m engine.bench.peers``) runs in a process that never
+loads numba: a second OpenMP runtime spinning beside PyTorch's would slow the peer down unfairly.
+"""
 
-__all__ = ["ALL_OPS", "BenchConfig", "run_bench", "print_table", "save_plot"]
+from importlib import import_module
+
+_EXPORTS = {"ALL_OPS": "runner", "BenchConfig": "runner", "run_bench": "runner", "print_table": "report",
+            "save_plot": "report"}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f"engine.bench.{_EXPORTS[name]}"), name)
+    raise AttributeError(name)

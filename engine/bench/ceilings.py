@@ -23,12 +23,15 @@ def cpu_ceilings(threads: int, quick: bool) -> dict:
         with cpu_threads(count, blas_threads=count):
             gemm_ms = min(gemm_ms, time_calls(lambda: get_backend("cpu").gemm(c, a, b), "cpu", 10, best=True)[1])
     size = 128 * 2**20 // 4  # well beyond the last-level cache: a DRAM ceiling
-    src, dst = np.ones(size, np.float32), np.empty(size, np.float32)
+    src, dst = np.ones(size, np.float32), np.ones(size, np.float32)
+    kernels = get_backend("cpu")
     with cpu_threads(threads):
-        _, copy_ms = time_calls(lambda: get_backend("cpu").scale(dst, src, 1.0), "cpu", 10, best=True)
-    return {"gflops": 2 * n**3 / gemm_ms / 1e6, "gbps": 8 * size / copy_ms / 1e6,
+        _, copy_ms = time_calls(lambda: kernels.scale(dst, src, 1.0), "cpu", 10, best=True)  # 8 bytes/element
+        _, triad_ms = time_calls(lambda: kernels.axpy(dst, src, 0.5), "cpu", 10, best=True)  # 12 bytes/element
+    copy, triad = 8 * size / copy_ms / 1e6, 12 * size / triad_ms / 1e6
+    return {"gflops": 2 * n**3 / gemm_ms / 1e6, "gbps": max(copy, triad),
             "gflops_how": f"BLAS SGEMM {n}^3, best of 1 and {threads} threads",
-            "gbps_how": f"prange copy of {4 * size >> 20} MiB"}
+            "gbps_how": f"best of a copy ({copy:.0f}) and a triad-like axpy ({triad:.0f}), {4 * size >> 20} MiB"}
 
 
 def gpu_ceilings(quick: bool) -> dict:

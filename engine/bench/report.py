@@ -38,8 +38,8 @@ def print_table(result: dict, console=None) -> None:
     for kind, c in result["ceilings"].items():
         console.print(f"ceiling {kind}: {c['gflops']:.0f} GFLOP/s ({c['gflops_how']}), {c['gbps']:.1f} GB/s "
                       f"({c['gbps_how']})")
-    console.print("% ceil: achieved / min(peak FLOP/s, intensity x copy bandwidth); in-cache cases can pass 100 % "
-                  "of the DRAM copy ceiling. vs peer: peer time / our time (> 1: we are faster).")
+    console.print("% ceil: achieved / min(peak FLOP/s, intensity x bandwidth); cases that fit in cache can pass 100 % "
+                  "of the DRAM bandwidth ceiling. vs peer: peer time / our time (> 1: we are faster).")
 
 
 def save_plot(result: dict, path) -> None:
