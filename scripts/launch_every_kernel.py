@@ -1,0 +1,213 @@
+#!/usr/bin/env python
+"""Launch every GPU kernel of the kernel layer once, at awkward shapes (primes, tile +- 1), and check
+each result against the float64 reference: the short program that compute-sanitizer's memcheck,
+racecheck and synccheck watch in scripts/gpu_check.sh. Runs in the simulator too (a dry run).
+
+Exit status 1 if any result is wrong; every kernel registered must have been launched at least once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from cuda_kernels import KERNELS, get_backend  # noqa: E402
+from cuda_kernels.ceilings import copy_ceiling_kernel, fma_ceiling_kernel  # noqa: E402
+
+GPU, REF = get_backend("cuda"), get_backend("numpy")
+rng = np.random.default_rng(7)
+failures: list[str] = []
+launched: set[str] = set()
+
+
+def dev(a):
+    from numba import cuda
+
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def host(a):
+    return a.copy_to_host()
+
+
+def check(name, got, expected, tol=1e-4):
+    got = np.asarray(got, np.float64)
+    err = np.abs(got - expected).max() / max(1.0, np.abs(expected).max())
+    status = "ok" if err <= tol else "WRONG"
+    print(f"{status:5s} {name:40s} max rel err {err:.1e}")
+    if err > tol:
+        failures.append(name)
+
+
+def r(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def main() -> int:
+    from numba import cuda
+
+    # GEMM: all three versions, transposes, epilogue, a shape straddling the 64x64 and 16x16 tiles
+    m, n, k = 67, 65, 17
+    a, b, bias, c0 = r(k, m), r(n, k), r(n), r(m, n)
+    for version, kernel in (("naive", "gemm_naive"), ("shared_tiled", "gemm_shared_tiled"),
+                            ("register_blocked", "gemm_register_blocked")):
+        out = dev(c0)
+        GPU.gemm(out, dev(a), dev(b), 0.5, 1.0, True, True, dev(bias), "relu", version=version)
+        ref = c0.astype(np.float64).copy()
+        REF.gemm(ref, a.astype(np.float64), b.astype(np.float64), 0.5, 1.0, True, True, bias.astype(np.float64),
+                 "relu")
+        check(f"gemm {version} 67x65x17", host(out), ref)
+        launched.add(kernel)
+
+    x = r(3, 37)
+    for act in ("relu", "tanh", "sigmoid"):
+        y = dev(np.empty_like(x))
+        GPU.activation_forward(y, dev(x), act)
+        ref = np.empty(x.shape)
+        REF.activation_forward(ref, x.astype(np.float64), act)
+        check(f"activation_forward {act}", host(y), ref)
+        dx = dev(np.empty_like(x))
+        GPU.activation_backward(dx, dev(x), y, act)
+        ref_dx = np.empty(x.shape)
+        REF.activation_backward(ref_dx, x.astype(np.float64), host(y).astype(np.float64), act)
+        check(f"activation_backward {act}", host(dx), ref_dx)
+    launched.update({"activation_forward_kernel", "activation_backward_kernel"})
+
+    out = dev(np.empty_like(x))
+    GPU.fill(out, 3.0)
+    check("fill", host(out), np.full(x.shape, 3.0))
+    GPU.scale(out, dev(x), 2.0)
+    check("scale (axpby)", host(out), 2.0 * x)
+    yb = dev(x)
+    GPU.axpy(yb, dev(x), 1.0)
+    check("axpy (axpby)", host(yb), 2.0 * x)
+    GPU.add(out, dev(x), dev(x))
+    check("add", host(out), 2.0 * x)
+    GPU.multiply(out, dev(x), dev(x))
+    check("multiply", host(out), x.astype(np.float64) ** 2)
+    bias = r(37)
+    GPU.bias_add(out, dev(x), dev(bias))
+    check("bias_add", host(out), x + bias)
+    mask = dev(np.empty_like(x))
+    GPU.dropout_forward(out, mask, dev(x), 0.3, 11)
+    from cuda_kernels.elementwise import dropout_mask_reference
+
+    check("dropout_forward", host(out), x * dropout_mask_reference(x.shape, 0.3, 11))
+    s = r(5, 3, 7)
+    swapped = dev(np.empty((3, 5, 7), np.float32))
+    GPU.swap_leading_axes(swapped, dev(s))
+    check("swap_leading_axes", host(swapped), s.transpose(1, 0, 2))
+    launched.update({"fill_kernel", "axpby_kernel", "add_kernel", "multiply_kernel", "bias_add_kernel",
+                     "dropout_forward_kernel", "swap_leading_axes_kernel"})
+
+    # reductions and losses
+    logits, labels = r(37, 10) * 5, rng.integers(0, 10, 37).astype(np.int32)
+    loss, rows, probs = dev(np.empty(1, np.float32)), dev(np.empty(37, np.float32)), dev(np.empty((37, 10), np.float32))
+    GPU.softmax_cross_entropy_forward(loss, rows, probs, dev(logits), dev(labels))
+    l64, r64, p64 = np.empty(1), np.empty(37), np.empty((37, 10))
+    REF.softmax_cross_entropy_forward(l64, r64, p64, logits.astype(np.float64), labels)
+    check("softmax_cross_entropy_forward", host(loss), l64)
+    d = dev(np.empty((37, 10), np.float32))
+    GPU.softmax_cross_entropy_backward(d, probs, dev(labels), 1 / 37)
+    d64 = np.empty((37, 10))
+    REF.softmax_cross_entropy_backward(d64, host(probs).astype(np.float64), labels, 1 / 37)
+    check("softmax_cross_entropy_backward", host(d), d64)
+    sums = dev(np.empty(10, np.float32))
+    GPU.column_sums(sums, dev(logits))
+    check("column_sums", host(sums), logits.astype(np.float64).sum(0))
+    arg, count = dev(np.empty(37, np.int32)), dev(np.zeros(1, np.int32))
+    GPU.argmax_rows(arg, dev(logits))
+    GPU.count_equal(count, arg, dev(labels))
+    check("argmax_rows + count_equal", host(count), [np.count_nonzero(logits.argmax(1) == labels)])
+    target = r(37, 10)
+    sq, dpred = dev(np.empty((37, 10), np.float32)), dev(np.empty((37, 10), np.float32))
+    GPU.mse_forward(loss, sq, dev(logits), dev(target))
+    check("mse_forward", host(loss), [((logits.astype(np.float64) - target) ** 2).mean()])
+    GPU.mse_backward(dpred, dev(logits), dev(target))
+    check("mse_backward", host(dpred), 2 * (logits.astype(np.float64) - target) / logits.size)
+    launched.update({"softmax_cross_entropy_kernel", "scaled_sum_kernel", "softmax_cross_entropy_backward_kernel",
+                     "column_sums_kernel", "argmax_rows_kernel", "count_equal_kernel", "squared_error_kernel",
+                     "mse_backward_kernel"})
+
+    # convolution pieces and max-pooling (overlapping windows)
+    xi, weight, bias = r(2, 3, 11, 13), r(5, 3, 3, 3), r(5)
+    oh, ow = 6, 7  # stride 2, padding 1
+    y, cols, rws = dev(np.empty((2, 5, oh, ow), np.float32)), dev(np.empty((2 * oh * ow, 27), np.float32)), \
+        dev(np.empty((2 * oh * ow, 5), np.float32))
+    GPU.conv2d_forward(y, cols, rws, dev(xi), dev(weight), dev(bias), 2, 1)
+    y64, c64, r64 = np.empty((2, 5, oh, ow)), np.empty((2 * oh * ow, 27)), np.empty((2 * oh * ow, 5))
+    REF.conv2d_forward(y64, c64, r64, xi.astype(np.float64), weight.astype(np.float64), bias.astype(np.float64), 2, 1)
+    check("conv2d_forward (im2col, gemm, rows_to_nchw)", host(y), y64)
+    dy = r(2, 5, oh, ow)
+    dx, dw, db = dev(np.empty_like(xi)), dev(np.empty_like(weight)), dev(np.empty(5, np.float32))
+    GPU.conv2d_backward(dx, dw, db, dev(np.empty((2 * oh * ow, 27), np.float32)), dev(np.empty((2 * oh * ow, 5),
+                        np.float32)), dev(dy), cols, dev(weight), 2, 1)
+    dx64, dw64, db64 = np.empty(xi.shape), np.empty(weight.shape), np.empty(5)
+    REF.conv2d_backward(dx64, dw64, db64, np.empty(c64.shape), np.empty(r64.shape), dy.astype(np.float64), c64,
+                        weight.astype(np.float64), 2, 1)
+    check("conv2d_backward dx (col2im)", host(dx), dx64)
+    check("conv2d_backward dw (nchw_to_rows, gemm)", host(dw), dw64)
+    launched.update({"im2col_kernel", "col2im_kernel", "rows_to_nchw_kernel", "nchw_to_rows_kernel"})
+    xp = r(2, 3, 7, 9)
+    yp, argp = dev(np.empty((2, 3, 3, 4), np.float32)), dev(np.empty((2, 3, 3, 4), np.int32))
+    GPU.maxpool_forward(yp, argp, dev(xp), 3, 2)
+    y64, a64 = np.empty((2, 3, 3, 4)), np.empty((2, 3, 3, 4), np.int32)
+    REF.maxpool_forward(y64, a64, xp.astype(np.float64), 3, 2)
+    check("maxpool_forward 3x3 stride 2", host(yp), y64)
+    dyp, dxp = r(2, 3, 3, 4), dev(np.empty_like(xp))
+    GPU.maxpool_backward(dxp, dev(dyp), argp, 3, 2)
+    dx64 = np.empty(xp.shape)
+    REF.maxpool_backward(dx64, dyp.astype(np.float64), a64, 3, 2)
+    check("maxpool_backward (overlapping)", host(dxp), dx64)
+    launched.update({"maxpool_forward_kernel", "maxpool_backward_kernel"})
+
+    # RNN step, batchnorm, optimizers
+    h = r(5, 7)
+    dpre = dev(np.empty_like(h))
+    GPU.rnn_tanh_backward(dpre, dev(h), dev(h), dev(np.tanh(h)))
+    check("rnn_tanh_backward", host(dpre), 2 * h.astype(np.float64) * (1 - np.tanh(h.astype(np.float64)) ** 2), 1e-3)
+    launched.add("rnn_tanh_backward_kernel")
+    xb, g, be = r(3, 5, 4, 3), r(5), r(5)
+    yb2, mean, inv, rm, rv = (dev(np.empty_like(xb)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32)),
+                              dev(np.zeros(5, np.float32)), dev(np.ones(5, np.float32)))
+    GPU.batchnorm_forward_train(yb2, mean, inv, rm, rv, dev(xb), dev(g), dev(be))
+    ref = np.empty(xb.shape)
+    REF.batchnorm_forward_train(ref, np.empty(5), np.empty(5), np.zeros(5), np.ones(5), xb.astype(np.float64),
+                                g.astype(np.float64), be.astype(np.float64))
+    check("batchnorm_forward_train", host(yb2), ref, 1e-3)
+    GPU.batchnorm_forward_eval(yb2, dev(xb), dev(g), dev(be), rm, rv)
+    GPU.batchnorm_backward(dev(np.empty_like(xb)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32)),
+                           dev(xb), dev(xb), mean, inv, dev(g))
+    launched.update({"batchnorm_forward_train_kernel", "batchnorm_forward_eval_kernel", "batchnorm_backward_kernel"})
+    p, gr = r(1031), r(1031)
+    for name, state in (("sgd_step", 1), ("adagrad_step", 1), ("rmsprop_step", 2), ("adam_step", 2)):
+        buffers = [dev(np.zeros(1031, np.float32)) for _ in range(state)]
+        ref_buffers = [np.zeros(1031) for _ in range(state)]
+        P, p64 = dev(p), p.astype(np.float64)
+        kwargs = {"momentum": 0.9} if name in ("sgd_step", "rmsprop_step") else {}
+        getattr(GPU, name)(P, *buffers, dev(gr), 0.01, **kwargs)
+        getattr(REF, name)(p64, *ref_buffers, gr.astype(np.float64), 0.01, **kwargs)
+        check(name, host(P), p64)
+    launched.update({"sgd_kernel", "adagrad_kernel", "rmsprop_kernel", "adam_kernel"})
+
+    # the ceiling kernels (launched, not checked: they measure)
+    src = dev(r(4099))
+    copy_ceiling_kernel[2, 64](dev(np.empty(4099, np.float32)), src)
+    fma_ceiling_kernel[1, 32](dev(np.empty(32, np.float32)), np.float32(0.5), np.float32(0.1))
+    launched.update({"copy_ceiling_kernel", "fma_ceiling_kernel"})
+    cuda.synchronize()
+
+    missing = sorted(set(KERNELS) - launched)
+    if missing:
+        print(f"not launched: {missing}")
+        failures.append("coverage")
+    print(f"{len(launched)} kernels launched; {len(failures)} wrong: {failures}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
