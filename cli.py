@@ -195,6 +195,10 @@ def cmd_train(args) -> int:
     recipe = RECIPES[args.model]
     dev = Device(args.device or "auto")
     train_set, test_set = load_data(args.model, args.dataset, args.data_dir)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise CliError(f"--limit must be positive, got {args.limit}")
+        train_set, test_set = train_set.head(args.limit), test_set.head(args.limit)
     epochs = recipe.epochs if args.epochs is None else args.epochs
     batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
     if epochs < 1 or batch_size < 1:
@@ -462,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default="adam")
     train.add_argument("--lr", type=float, help="peak learning rate (cosine schedule); default per optimizer")
     train.add_argument("--seed", type=int, default=0, help="shuffling seed: same seed, same numbers on CPU")
+    train.add_argument("--limit", type=int, metavar="N", help="use only the first N training and test samples "
+                       "(tiny runs, e.g. in the simulator)")
     train.add_argument("--checkpoint", metavar="FILE", help="save model and optimizer here after every epoch")
     train.add_argument("--resume", metavar="FILE", help="continue from a checkpoint")
     train.add_argument("--json", metavar="FILE", help="write the summary and per-epoch history as JSON")

@@ -27,6 +27,10 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.y)
 
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` samples (a smaller dataset for quick or simulated runs)."""
+        return Dataset(np.ascontiguousarray(self.x[:n]), self.y[:n], f"{self.name}[:{n}]")
+
 
 def load_digits(view: str = "image", test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
     """The 1,797 8x8 digits bundled with scikit-learn, split into (train, test) with a seeded shuffle.

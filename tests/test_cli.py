@@ -121,3 +121,11 @@ def test_help_teaches_every_subcommand():
     for command in ("bench", "train", "check", "profile", "inspect", "info"):
         assert command in result.stdout
     assert cli("bench", "--help").returncode == 0
+
+
+def test_train_runs_in_the_simulator_at_a_tiny_size(tmp_path):
+    result = cli("--device", "sim", "train", "--model", "mlp", "--epochs", "1", "--batch-size", "16", "--limit", "16",
+                 "--json", str(tmp_path / "sim.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "sim.json").read_text())
+    assert "simulator=True" in summary["device"] and summary["final_loss"] > 0
