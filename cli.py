@@ -299,7 +299,7 @@ def _plot_history(history, path, title) -> None:
 # ------------------------------------------------------------------------------------------------
 
 CHECK_FILES = ["test_gemm.py", "test_elementwise.py", "test_reductions.py", "test_conv_pool.py",
-               "test_rnn_optim.py", "test_batchnorm.py", "test_engine.py"]
+               "test_rnn_optim.py", "test_batchnorm.py", "test_engine.py", "test_exercises.py"]
 
 
 def cmd_check(args) -> int:
@@ -341,12 +341,13 @@ def cmd_check(args) -> int:
     table = Table(title=f"tilegrad check on {dev!r}", title_justify="left")
     for column in ("check", "result", "seconds"):
         table.add_column(column)
-    failures, counted = [], 0
+    failures, counted, skipped_notes = [], 0, []
     for case in cases:
         name = f"{case.get('classname', '').split('.')[-1]}::{case.get('name')}"
         failed = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped")
         if skipped is not None:
+            skipped_notes.append(f"{name}: {skipped.get('message', '')}")
             continue
         counted += 1
         result = "[red]FAIL[/red]" if failed is not None else "[green]pass[/green]"
@@ -354,11 +355,16 @@ def cmd_check(args) -> int:
         if failed is not None:
             failures.append((name, (failed.text or failed.get("message", ""))))
     console = _console()
-    console.print(table)
+    if counted:
+        console.print(table)
     for name, text in failures:
         console.print(f"[red]FAILED {escape(name)}[/red]")
         console.print(_shorten(text), markup=False, highlight=False)
     if counted == 0:
+        for note in skipped_notes:
+            console.print(f"skipped {note}", markup=False, highlight=False)
+        if skipped_notes:
+            raise CliError(f"nothing was graded for {args.only!r}: every matching check was skipped (see above)")
         raise CliError(f"no check matched {args.only!r}" if args.only else "no checks ran")
     console.print(f"{counted - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0

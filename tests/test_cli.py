@@ -129,3 +129,23 @@ def test_train_runs_in_the_simulator_at_a_tiny_size(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "sim.json").read_text())
     assert "simulator=True" in summary["device"] and summary["final_loss"] > 0
+
+
+def test_grader_rejects_a_planted_wrong_kernel_and_accepts_the_reference(tmp_path):
+    solutions = ROOT / "docs" / "tutorials" / "solutions"
+    good = cli("check", "--only", "rnn_step", env_extra={"TILEGRAD_EXERCISES": str(solutions)})
+    assert good.returncode == 0, good.stdout[-3000:]
+    assert "1 passed, 0 failed" in good.stdout
+    wrong = (solutions / "rnn_step.py").read_text().replace("(np.float32(1.0) - v * v)", "(np.float32(1.0) - v)")
+    (tmp_path / "rnn_step.py").write_text(wrong)
+    bad = cli("check", "--only", "rnn_step", env_extra={"TILEGRAD_EXERCISES": str(tmp_path)})
+    assert bad.returncode == 1
+    assert "FAIL" in bad.stdout and "rnn_tanh_backward" in bad.stdout
+    assert "Falsifying example" in bad.stdout or "Failing test case" in bad.stdout, "the smallest failing input"
+    assert "'n': 1, 'h': 1" in bad.stdout, "Hypothesis shrinks the failure to the smallest shape"
+    assert "Traceback" not in bad.stderr
+
+
+def test_grader_says_an_exercise_is_not_attempted_yet():
+    result = cli("check", "--only", "avgpool")  # the shipped stub
+    assert result.returncode == 1 and "not attempted yet" in result.stdout

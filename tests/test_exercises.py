@@ -1,0 +1,179 @@
+"""The course's graders (docs/tutorials/): Hypothesis properties and gradient checks run on the student's
+version of each exercise. `python cli.py check --only NAME` runs them.
+
+The student's files live in docs/tutorials/exercises/ (stubs until written); set
+TILEGRAD_EXERCISES=docs/tutorials/solutions to grade the reference solutions instead. An exercise
+that still raises NotImplementedError is skipped with a note, not failed.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from support import for_all, simulated
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDER = Path(os.environ.get("TILEGRAD_EXERCISES", ROOT / "docs" / "tutorials" / "exercises"))
+if not FOLDER.is_absolute():
+    FOLDER = ROOT / FOLDER
+pytestmark = pytest.mark.exercise
+
+
+def student(name: str):
+    path = FOLDER / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"{path} does not exist")
+    spec = importlib.util.spec_from_file_location(f"exercise_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def attempt(fn, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError as exc:
+        pytest.skip(f"not attempted yet ({exc})")
+
+
+def close(got, expected, what, rtol=1e-5, atol=1e-6):
+    got = np.asarray(got)
+    assert not np.isnan(got).any(), f"{what}: some outputs were never written (still NaN): indices " \
+                                    f"{np.argwhere(np.isnan(got))[:5].tolist()}"
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+# -- chapter 2 ---------------------------------------------------------------------------------------
+SIZES = [1, 2, 31, 32, 33, 63, 64, 65, 97, 255, 256, 257, 1031]
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_leaky_relu(backend):
+    module = student("leaky_relu")
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        x = rng.standard_normal(c["n"]).astype(np.float32)
+        expected = np.where(x > 0, x, c["slope"] * x.astype(np.float64))
+        out = np.full_like(x, np.nan)
+        if backend == "cpu":
+            attempt(module.leaky_relu_cpu, out, x, np.float32(c["slope"]))
+        else:
+            from numba import cuda
+
+            d_out = cuda.to_device(out)
+            attempt(lambda: module.leaky_relu_kernel[c["blocks"], c["threads"]](d_out, cuda.to_device(x),
+                                                                                np.float32(c["slope"])))
+            out = d_out.copy_to_host()
+        close(out, expected, f"leaky_relu n={c['n']} slope={c['slope']}")
+
+    sizes = [s for s in SIZES if s <= 97] if simulated(backend) else SIZES
+    case = st.fixed_dictionaries({"n": st.sampled_from(sizes), "slope": st.sampled_from([0.0, 0.01, 0.3]),
+                                  "blocks": st.sampled_from([1, 2]), "threads": st.sampled_from([16, 32]),
+                                  "seed": st.integers(0, 999)})
+    for_all(backend, case, check, sim_examples=5)
+
+
+# -- chapter 3 ---------------------------------------------------------------------------------------
+@pytest.mark.gpu
+def test_gemm_tiled():
+    module = student("gemm_tiled")
+    tile = module.TILE
+
+    def check(c):
+        from numba import cuda
+
+        rng = np.random.default_rng(c["seed"])
+        m, n, k = c["m"], c["n"], c["k"]
+        a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+        out = cuda.to_device(np.full((m, n), np.nan, np.float32))
+        grid = ((n + tile - 1) // tile, (m + tile - 1) // tile)
+        attempt(lambda: module.gemm_tiled_kernel[grid, (tile, tile)](out, cuda.to_device(a), cuda.to_device(b)))
+        close(out.copy_to_host(), a.astype(np.float64) @ b, f"gemm_tiled m={m} n={n} k={k}", 1e-4, 1e-4 * k)
+
+    dims = st.sampled_from([1, tile - 1, tile, tile + 1, 2 * tile + 1, 13])
+    for_all("cuda", st.fixed_dictionaries({"m": dims, "n": dims, "k": dims, "seed": st.integers(0, 999)}), check,
+            sim_examples=6)
+
+
+# -- chapter 4 ---------------------------------------------------------------------------------------
+def test_leaky_relu_layer():
+    from engine.gradient_check import gradcheck
+
+    module = student("leaky_relu_layer")
+    layer = module.LeakyReLU(0.2)
+    # inputs away from 0, where LeakyReLU has no derivative, so central differences are exact
+    result = attempt(gradcheck, layer, (3, 7))
+    assert result.ok, str(result)
+
+
+# -- chapter 5 ---------------------------------------------------------------------------------------
+def test_avgpool():
+    module = student("avgpool")
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        shape = (c["n"], c["c"], c["h"], c["w"])
+        x = rng.standard_normal(shape).astype(np.float32)
+        oh, ow = c["h"] // 2, c["w"] // 2
+        x64 = x.astype(np.float64)[:, :, :2 * oh, :2 * ow]
+        expected = x64.reshape(c["n"], c["c"], oh, 2, ow, 2).mean(axis=(3, 5))
+        y = np.full((c["n"], c["c"], oh, ow), np.nan, np.float32)
+        attempt(module.avgpool2_forward, y, x)
+        close(y, expected, f"avgpool forward {shape}")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx = np.full(shape, np.nan, np.float32)
+        attempt(module.avgpool2_backward, dx, dy)
+        # the adjoint identity: <avgpool(x), dy> == <x, avgpool_backward(dy)>
+        assert np.isclose(np.sum(expected * dy), np.sum(x * np.nan_to_num(dx, nan=1e9)), rtol=1e-4, atol=1e-4), \
+            "avgpool backward is not the adjoint of forward: <y, dy> != <x, dx>"
+        close(dx[:, :, 2 * oh:, :], 0.0, "avgpool backward must write 0 to a dropped trailing row")
+
+    case = st.fixed_dictionaries({"n": st.integers(1, 3), "c": st.integers(1, 3), "h": st.integers(2, 9),
+                                  "w": st.integers(2, 9), "seed": st.integers(0, 999)})
+    for_all("cpu", case, check)
+
+
+# -- chapter 6 ---------------------------------------------------------------------------------------
+def test_rnn_step():
+    module = student("rnn_step")
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        shape = (c["n"], c["h"])
+        dh_out, dh_next = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+        h = np.tanh(rng.standard_normal(shape)).astype(np.float32)
+        out = np.full(shape, np.nan, np.float32)
+        attempt(module.rnn_tanh_backward, out, dh_out, dh_next, h)
+        expected = (dh_out.astype(np.float64) + dh_next) * (1 - h.astype(np.float64) ** 2)
+        close(out, expected, f"rnn_tanh_backward {shape}")
+
+    case = st.fixed_dictionaries({"n": st.integers(1, 65), "h": st.integers(1, 130), "seed": st.integers(0, 999)})
+    for_all("cpu", case, check)
+
+
+# -- chapter 7 ---------------------------------------------------------------------------------------
+def test_momentum():
+    from cuda_kernels import get_backend
+
+    module = student("momentum")
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        p = rng.standard_normal(c["size"]).astype(np.float32)
+        buf = np.zeros_like(p)
+        p64, buf64 = p.astype(np.float64), np.zeros(c["size"])
+        for step in range(1, 4):
+            g = rng.standard_normal(c["size"]).astype(np.float32)
+            attempt(module.momentum_step, p, buf, g, np.float32(c["lr"]), np.float32(c["momentum"]), step == 1)
+            get_backend("numpy").sgd_step(p64, buf64, g.astype(np.float64), c["lr"], momentum=c["momentum"],
+                                          first_step=step == 1)
+            close(p, p64, f"momentum step {step} (params)")
+            close(buf, buf64, f"momentum step {step} (momentum buffer)")
+
+    case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([0.1, 0.01]),
+                                  "momentum": st.sampled_from([0.5, 0.9]), "seed": st.integers(0, 999)})
+    for_all("cpu", case, check)
