@@ -11,8 +11,9 @@ def avgpool2_forward(y, x):
         img, ch = plane // c, plane % c
         for i in range(oh):
             for j in range(ow):
-                y[img, ch, i, j] = np.float32(0.25) * (x[img, ch, 2 * i, 2 * j] + x[img, ch, 2 * i, 2 * j + 1]
-                                                       + x[img, ch, 2 * i + 1, 2 * j] + x[img, ch, 2 * i + 1, 2 * j + 1])
+                top = x[img, ch, 2 * i, 2 * j] + x[img, ch, 2 * i, 2 * j + 1]
+                bottom = x[img, ch, 2 * i + 1, 2 * j] + x[img, ch, 2 * i + 1, 2 * j + 1]
+                y[img, ch, i, j] = np.float32(0.25) * (top + bottom)
 
 
 @njit(parallel=True)
