@@ -149,3 +149,12 @@ def test_grader_rejects_a_planted_wrong_kernel_and_accepts_the_reference(tmp_pat
 def test_grader_says_an_exercise_is_not_attempted_yet():
     result = cli("check", "--only", "avgpool")  # the shipped stub
     assert result.returncode == 1 and "not attempted yet" in result.stdout
+
+
+def test_every_reference_solution_passes_its_grader():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["TILEGRAD_EXERCISES"] = str(ROOT / "docs" / "tutorials" / "solutions")
+    result = subprocess.run([sys.executable, "-m", "pytest", "tests/test_exercises.py", "-q", "-p", "no:cacheprovider",
+                             "-o", "addopts="], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "7 passed" in result.stdout

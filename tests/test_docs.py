@@ -1,4 +1,5 @@
-"""Docs that cannot drift: every ```python block in the README and docs/ runs here."""
+"""Docs that cannot drift: every ```python block in the README and docs/ runs here, in order, the
+blocks of one page sharing one namespace (as a reader running them one after another would)."""
 
 import re
 from pathlib import Path
@@ -13,15 +14,25 @@ def python_blocks(path: Path):
     return re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
 
 
-CASES = [pytest.param(path, i, code, id=f"{path.relative_to(ROOT)}#{i}")
-         for path in DOCS for i, code in enumerate(python_blocks(path))]
+PAGES = [pytest.param(path, id=str(path.relative_to(ROOT))) for path in DOCS if python_blocks(path)]
 
 
-@pytest.mark.parametrize(("path", "index", "code"), CASES)
-def test_doc_example_runs(path, index, code, capsys):
-    exec(compile(code, f"{path.name}[block {index}]", "exec"), {"__name__": "__doc_example__"})
+@pytest.mark.parametrize("path", PAGES)
+def test_doc_examples_run(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    namespace = {"__name__": "__doc_example__"}
+    for i, code in enumerate(python_blocks(path)):
+        exec(compile(code, f"{path.name}[block {i}]", "exec"), namespace)
 
 
 def test_readme_quick_start_has_exactly_two_commands():
     quick = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert len(re.findall(r"```bash\n(.*?)```", quick, re.S)) == 2
+
+
+def test_every_tutorial_chapter_exists_and_ends_with_exercises():
+    chapters = sorted((ROOT / "docs" / "tutorials").glob("0*.md"))
+    assert len(chapters) == 7
+    for chapter in chapters:
+        text = chapter.read_text()
+        assert "## Exercises" in text and python_blocks(chapter), chapter.name
