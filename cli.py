@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "sim")
@@ -160,7 +161,26 @@ def cmd_bench(args) -> int:
             progress.update(task, completed=done, total=total, description=what[:60])
 
         result = run_bench(config, progress=report)
+        if args.ranks:
+            from engine.bench.scaling import run_scaling
+
+            progress.update(task, description="MPI rank scaling")
+            counts = [int(r) for r in args.ranks.split(",") if r.strip()]
+            if not counts or min(counts) < 1:
+                raise CliError(f"--ranks takes positive counts like 1,2, got {args.ranks!r}")
+            result["scaling"] = run_scaling(sorted(set(counts)))
     print_table(result)
+    if result.get("scaling"):
+        from rich.table import Table
+
+        table = Table(title="data-parallel scaling (MPI ranks share this machine's cores; 1 rank uses all)",
+                      title_justify="left")
+        for column in ("case", "ranks", "ms/step", "samples/s", "vs 1 rank"):
+            table.add_column(column)
+        for r in result["scaling"]:
+            table.add_row(r["case"], r["impl"], f"{r['median_ms']:.2f}", f"{r['samples_per_s']:,.0f}",
+                          "–" if r["scaling"] is None else f"{r['scaling']:.2f}x")
+        _console().print(table)
     if reason:
         console.print(f"[yellow]GPU rows unavailable:[/yellow] {reason}")
     if args.json:
@@ -190,9 +210,13 @@ def cmd_train(args) -> int:
     import optim as O
     from engine import Device, fit, load
     from engine.checkpoint import save
+    from engine.distributed import get_world
     from engine.recipes import RECIPES, build_model, build_optimizer, load_data
 
     recipe = RECIPES[args.model]
+    world = get_world()  # under mpiexec: data-parallel ranks; rank 0 alone prints, plots and writes
+    if (args.device or "auto") != "cpu":
+        world.bind_gpu()
     dev = Device(args.device or "auto")
     train_set, test_set = load_data(args.model, args.dataset, args.data_dir)
     if args.limit is not None:
@@ -216,9 +240,10 @@ def cmd_train(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=not world.is_root)
+    ranks = f" x {world.size} ranks (global batch {batch_size})" if world.distributed else ""
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
-                  f"{dev!r}: {epochs} epochs, batch {batch_size}, {args.optimizer} lr {optimizer.base_lr:g}")
+                  f"{dev!r}{ranks}: {epochs} epochs, batch {batch_size}, {args.optimizer} lr {optimizer.base_lr:g}")
     started = time.perf_counter()
     history = []
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.description}"),
@@ -243,6 +268,8 @@ def cmd_train(args) -> int:
             fit(model, loss_layer, optimizer, train_set, epochs=epochs, batch_size=batch_size, eval_data=test_set,
                 callbacks=[on_event], seed=args.seed, checkpoint=args.checkpoint, start_epoch=start_epoch)
         except KeyboardInterrupt:
+            if not world.is_root:
+                return 130
             done = start_epoch + len(history)
             if args.checkpoint and done > start_epoch:
                 path = args.checkpoint  # written at the end of the last finished epoch: an exact resume point
@@ -255,7 +282,10 @@ def cmd_train(args) -> int:
             return 130
     seconds = time.perf_counter() - started
     final = history[-1]
+    if not world.is_root:
+        return 0
     summary = {"model": args.model, "dataset": args.dataset, "device": repr(dev), "epochs": start_epoch + epochs,
+               "world_size": world.size,
                "batch_size": batch_size, "optimizer": args.optimizer, "lr": optimizer.base_lr,
                "final_loss": final["loss"], "train_accuracy": final["train_accuracy"],
                "test_accuracy": final.get("test_accuracy"),
@@ -454,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=None, help="CPU threads for the multi-core rows "
                        "(default: all); the 1-thread rows always run")
     bench.add_argument("--peers", action="store_true", help="also run the cases through PyTorch when installed")
+    bench.add_argument("--ranks", metavar="1,2,...", help="also time data-parallel training steps over these MPI "
+                       "rank counts (needs the dist extra)")
     bench.add_argument("--json", metavar="FILE", help="write machine, ceilings and every row as JSON")
     bench.add_argument("--plot", metavar="FILE.png", help="write a PNG: percent of ceiling per row and a roofline")
     bench.set_defaults(run=cmd_bench)
@@ -510,8 +542,26 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (CliError, ValueError, TypeError, RuntimeError, OSError, ArithmeticError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(exc)
         return 1
+
+
+def _fail(exc) -> None:
+    """One line; under MPI, the failing rank says it once and stops every other rank."""
+    from engine.distributed import SIZE_VARIABLES
+
+    if any(os.environ.get(name, "1") not in ("", "1") for name in SIZE_VARIABLES):
+        from engine.distributed import get_world
+
+        world = get_world()
+        if not world.is_root:  # an error every rank hits is shown once, by rank 0, which stops them all
+            import time
+
+            time.sleep(1.0)
+        print(f"error (rank {world.rank} of {world.size}): {exc}", file=sys.stderr, flush=True)
+        world.abort(1)
+        os._exit(1)
+    print(f"error: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .data import Dataset, batches
+from .distributed import get_world
 
 
 def evaluate(model, loss_layer, dataset: Dataset, batch_size: int = 256) -> dict:
@@ -38,36 +39,54 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
 
     Each callback is called as ``callback(event, info)`` with event "batch" (after every step) or
     "epoch" (after every epoch, with the record).
+
+    Under ``mpiexec -n N`` (engine/distributed.py) ``batch_size`` is the global batch: each rank trains
+    on its share and the gradients are averaged with one allreduce per step.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"fit: epochs and batch_size must be positive, got {epochs} and {batch_size}")
     dev = model.device
     history = []
     stage, counter = _BatchStager(dev), _CorrectCounter(dev)
+    world = get_world()
+    if world.distributed:
+        if batch_size % world.size:
+            raise ValueError(f"the global batch size {batch_size} does not divide evenly among {world.size} ranks")
+        world.check_same("the global batch size", batch_size)
+        world.broadcast_(dev, model.flat.data)  # every replica starts from rank 0's parameters
     model.train()
     for epoch in range(start_epoch, start_epoch + epochs):
         start = time.perf_counter()
         seen, loss_sum = 0, 0.0
         for step, (xb, yb) in enumerate(batches(train_data, batch_size, seed=seed, epoch=epoch)):
-            logits = model.forward(stage(xb))
-            loss = loss_layer.forward(logits, yb)  # raises FloatingPointError on NaN / inf
-            model.backward(loss_layer.backward())
+            lo, hi = world.share(len(yb))  # the whole batch in a one-process world
+            if hi > lo:
+                logits = model.forward(stage(xb[lo:hi]))
+                loss = loss_layer.forward(logits, yb[lo:hi])  # raises FloatingPointError on NaN / inf
+                model.backward(loss_layer.backward())
+                counter.add(logits, getattr(loss_layer, "labels_on_device", None), first=step == 0)
+            else:  # a final short batch can leave a rank without samples: it contributes zeros
+                loss = 0.0
+                dev.kernels.fill(model.flat.grad, 0.0)
+            if world.distributed:  # the global mean gradient and loss: each rank weighted by its share
+                share = (hi - lo) / len(yb)
+                world.average_(dev, model.flat.grad, share)
+                loss = world.sum(loss * share)
             optimizer.step()
             seen += len(yb)
             loss_sum += loss * len(yb)
-            counter.add(logits, getattr(loss_layer, "labels_on_device", None), first=step == 0)
             for callback in callbacks:
                 callback("batch", {"epoch": epoch, "step": step, "loss": loss, "seen": seen,
                                    "total": len(train_data), "seconds": time.perf_counter() - start})
         dev.synchronize()
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": counter.read() / seen,
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": world.sum(counter.read()) / seen,
                   "samples_per_s": seen / seconds, "seconds": seconds}
         if eval_data is not None:
             result = evaluate(model, loss_layer, eval_data)
             record.update(test_loss=result["loss"], test_accuracy=result["accuracy"])
         history.append(record)
-        if checkpoint:
+        if checkpoint and world.is_root:  # one writer; the file is replaced atomically
             from .checkpoint import save
 
             save(checkpoint, model, optimizer, extra={"epoch": epoch + 1, "seed": seed})
