@@ -553,12 +553,13 @@ def _fail(exc) -> None:
     if any(os.environ.get(name, "1") not in ("", "1") for name in SIZE_VARIABLES):
         from engine.distributed import get_world
 
+        import time
+
         world = get_world()
         if not world.is_root:  # an error every rank hits is shown once, by rank 0, which stops them all
-            import time
-
             time.sleep(1.0)
         print(f"error (rank {world.rank} of {world.size}): {exc}", file=sys.stderr, flush=True)
+        time.sleep(0.5)  # the launcher forwards output asynchronously: let the line leave before the abort
         world.abort(1)
         os._exit(1)
     print(f"error: {exc}", file=sys.stderr)
