@@ -95,7 +95,7 @@ def cmd_inspect(args) -> int:
 
     if cuda_probe.simulator_requested():
         # compile_ptx does not work inside a simulator process: compile in a clean one
-        env = {k: v for k, v in __import__("os").environ.items() if k != cuda_probe.SIMULATOR_VARIABLE}
+        env = {k: v for k, v in os.environ.items() if k != cuda_probe.SIMULATOR_VARIABLE}
         cmd = [sys.executable, "-m", "cuda_kernels.ptx", *args.kernels, "--cc", args.cc]
         return subprocess.call(cmd + (["--ptx"] if args.ptx else []) + (["--json"] if args.json else []), env=env)
     from cuda_kernels import ptx
@@ -551,9 +551,9 @@ def _fail(exc) -> None:
     from engine.distributed import SIZE_VARIABLES
 
     if any(os.environ.get(name, "1") not in ("", "1") for name in SIZE_VARIABLES):
-        from engine.distributed import get_world
-
         import time
+
+        from engine.distributed import get_world
 
         world = get_world()
         if not world.is_root:  # an error every rank hits is shown once, by rank 0, which stops them all

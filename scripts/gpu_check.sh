@@ -6,7 +6,8 @@
 #   2. the gpu test tier: every kernel and layer test on the device   (pytest-gpu.log, .xml)
 #   3. compute-sanitizer memcheck, racecheck, synccheck over scripts/launch_every_kernel.py
 #   4. python3 cli.py bench --device all --peers  (bench.json, bench.png, bench.txt)
-#   5. LeNet on digits for a few epochs on cuda    (train-lenet.json)
+#   5. launch overhead per kernel launch           (launch-overhead.json, for "GPU truth 3")
+#   6. LeNet on digits for a few epochs on cuda    (train-lenet.json)
 # Every log goes into one folder ($OUT when the device tool runs it, else ./gpu-check-out); a summary
 # table comes last. Each step has its own time limit and all together stay under TOTAL_LIMIT (450 s),
 # so one slow step cannot eat the others. Run it through the device tool with timeout_s=540.
@@ -76,6 +77,8 @@ for tool in memcheck racecheck synccheck; do
   fi
 done
 
+step "launch overhead" 40 launch-overhead.json $PY scripts/launch_overhead.py
+
 if [ "$DRY" = 1 ]; then
   step "bench (CPU, quick: dry run)" 150 bench.txt $PY cli.py bench --quick --device cpu --ops gemm,optim \
     --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
@@ -97,7 +100,7 @@ fi
   grep -E "passed|failed" "$LOGDIR/pytest-gpu.log" | tail -1
   grep -hE "ERROR SUMMARY|kernels launched" "$LOGDIR"/sanitizer-*.log 2>/dev/null
 } > "$LOGDIR/summary.txt"
-for f in summary.txt bench.json bench.png train-lenet.json train-lenet.png pytest-gpu.xml; do
+for f in summary.txt bench.json bench.png train-lenet.json train-lenet.png launch-overhead.json; do
   [ -f "$LOGDIR/$f" ] && cp "$LOGDIR/$f" "$OUTDIR/"
 done
 tar -czf "$OUTDIR/gpu-check-logs.tar.gz" -C "$LOGDIR" .
