@@ -10,7 +10,8 @@ so GEMM is compute-bound and the question is how close to the FMA peak each vers
 - shared_tiled:     a 16x16 tile of A and B is loaded once per block and reused 16 times;
 - register_blocked: a 64x64 tile per block, 4x4 outputs per thread held in registers: each value
                     read from shared memory feeds 4 FMAs, which is what lets SIMT reach the FMA peak.
-The CPU twins: BLAS (the engine's path) and a cache-blocked ``prange`` loop for teaching.
+The CPU twins: BLAS split across Numba's threads (the engine's path), one plain BLAS call, and a
+cache-blocked ``prange`` loop for teaching.
 
 Convention: ``beta == 0`` means C is not read (as in BLAS), so C may hold garbage (or NaN) on entry.
 """
@@ -24,12 +25,15 @@ from numba import cuda, float32, njit, prange
 from scipy.linalg import blas
 
 from .backend import implements
+from .blas_calls import gemm_blas_split
 from .checks import check_array, check_dtype_family, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, tiles_2d
 
 ACTIVATIONS = {"none": 0, "relu": 1, "tanh": 2}
 ACT_NONE, ACT_RELU, ACT_TANH = 0, 1, 2
-CPU_VERSIONS = ("blas", "prange")
+# CPU: "blas_split" (the engine's: one block of C per Numba thread, each a single-threaded BLAS call,
+# see blas_calls.py), "blas" (one BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
+CPU_VERSIONS = ("blas_split", "blas", "prange")
 CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked")
 # The engine's GEMM: register-blocked on a GPU. In the simulator every thread is a Python thread and
 # every barrier a thread rendezvous, so the barrier-free naive kernel (with few threads looping over
@@ -148,9 +152,12 @@ def _gemm_prange_blocked(c, a, b, alpha, beta):
 
 @implements("gemm", "cpu")
 def gemm_cpu(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
-             activation="none", version="blas"):
+             activation="none", version="blas_split"):
     _check_gemm("cpu", out, a, b, trans_a, trans_b, bias, activation)
     check_in("gemm", "version", version, CPU_VERSIONS)
+    if version == "blas_split":  # epilogue fused into each thread's block
+        gemm_blas_split(out, a, b, alpha, beta, trans_a, trans_b, bias, ACTIVATIONS[activation])
+        return
     if version == "blas":
         _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b)
     else:

@@ -27,7 +27,7 @@ class Case:
     setup: Callable  # (device, impl) -> (run, check)
     flops: float = 0.0
     bytes: float = 0.0
-    blas_only: bool = False  # the CPU rows may give BLAS every thread (nothing else runs beside it)
+    blas_threaded: tuple = ()  # CPU impls that may give BLAS every thread (nothing else runs beside them)
     extra: dict = field(default_factory=dict)
     peer: dict | None = None  # what a peer library needs to run the same case
 
@@ -54,7 +54,7 @@ def gemm_cases(quick: bool) -> Iterator[Case]:
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
         ref = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
-        cpu_impls = ["blas"] + (["prange"] if m * n * k <= 1024**3 else [])
+        cpu_impls = ["blas_split", "blas"] + (["prange"] if m * n * k <= 1024**3 else [])
         cuda_impls = ["register_blocked", "shared_tiled"] + (["naive"] if m * n * k <= 2048**3 else [])
 
         def setup(dev, impl, a=a, b=b, ref=ref, m=m, n=n, trans_b=trans_b):
@@ -63,7 +63,7 @@ def gemm_cases(quick: bool) -> Iterator[Case]:
             return run, lambda: rel_error(_host(dev, C), ref)
 
         yield Case("gemm", name, {"cpu": cpu_impls, "cuda": cuda_impls}, setup, flops=2.0 * m * n * k,
-                   bytes=4.0 * (m * k + k * n + m * n), blas_only=True,
+                   bytes=4.0 * (m * k + k * n + m * n), blas_threaded=("blas",),
                    peer={"kind": "gemm", "a": a, "b": b, "trans_b": trans_b})
 
 

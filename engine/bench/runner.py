@@ -71,7 +71,7 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
                 for threads in counts:
                     run, check = case.setup(dev, impl)
                     if dev_name == "cpu":
-                        with cpu_threads(threads, blas_threads=threads if case.blas_only else None):
+                        with cpu_threads(threads, blas_threads=threads if impl in case.blas_threaded else None):
                             first, median = time_calls(run, "cpu", 3 if config.quick else 10,
                                                        0.5 if config.quick else 2.0)
                     else:
@@ -121,7 +121,7 @@ def _machine_summary(info: dict) -> dict:
 
 def _raise_compute_ceiling(rows: list[dict], ceilings: dict) -> None:
     """The compute ceiling is the best SGEMM this run saw: a larger GEMM row can beat the 1024^3 probe."""
-    for kind, impls in (("cpu", ("blas",)), ("cuda", ("register_blocked", "shared_tiled", "naive"))):
+    for kind, impls in (("cpu", ("blas", "blas_split")), ("cuda", ("register_blocked", "shared_tiled", "naive"))):
         best = max((r["gflops"] for r in rows if r["op"] == "gemm" and r["device"] == kind and r["impl"] in impls
                     and r["gflops"]), default=0.0)
         if kind in ceilings and best > ceilings[kind]["gflops"]:
