@@ -10,7 +10,7 @@ from engine.cuda_probe import ensure_numba_cache_dir
 
 ensure_numba_cache_dir()
 
-from . import batchnorm, ceilings, conv, elementwise, gemm, maxpool, optimizers, reductions, rnn  # noqa: E402,F401  (importing a family registers its ops)
+from . import batchnorm, ceilings, conv, conv_image_gemm, elementwise, gemm, maxpool, optimizers, reductions, rnn  # noqa: E402,F401  (importing a family registers its ops)
 from .backend import Backend, all_ops, get_backend  # noqa: E402
 from .launch import KERNELS, SIMULATOR  # noqa: E402
 from .threads import configure_cpu_threads  # noqa: E402

@@ -100,8 +100,7 @@ def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     the caller). Small products stay on the calling thread."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
-    if not _WARM:
-        _warm_up()
+    ensure_warm()
     scalars = np.array([alpha, beta], np.float32)
     has_bias = bias is not None
     bias = bias if has_bias else c[0]
@@ -113,6 +112,11 @@ def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
 
 
 _WARM = []
+
+
+def ensure_warm() -> None:
+    if not _WARM:
+        _warm_up()
 
 
 def _warm_up() -> None:

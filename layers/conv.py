@@ -1,20 +1,35 @@
-"""Conv2D by im2col + GEMM: weight (out_channels, in_channels, k, k), bias (out_channels,), NCHW."""
+"""Conv2D: weight (out_channels, in_channels, k, k), bias (out_channels,), NCHW.
+
+Two algorithms (cuda_kernels/conv.py and conv_image_gemm.py): "im2col" (one patch matrix for the
+whole batch, one GEMM: every backend) and "image_gemm" (a patch matrix per image in each thread's
+own cache-sized workspace: the CPU's, several times faster there). "auto" picks the backend's best.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from cuda_kernels import conv_image_gemm
 from cuda_kernels.conv import conv_output_size
 from engine.device import Device
 
 from .base import Layer, Parameter, uniform_init
 
+ALGORITHMS = ("auto", "im2col", conv_image_gemm.ALGORITHM)
+
 
 class Conv2D(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = True, device: Device | str = "cpu", seed: int = 0):
+                 bias: bool = True, device: Device | str = "cpu", seed: int = 0, algorithm: str = "auto"):
         super().__init__()
         self.device = device if isinstance(device, Device) else Device(device)
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"Conv2D: argument 'algorithm' must be one of {list(ALGORITHMS)}, got {algorithm!r}")
+        if algorithm == "auto":
+            algorithm = conv_image_gemm.ALGORITHM if self.device.name == "cpu" else "im2col"
+        elif algorithm == conv_image_gemm.ALGORITHM and self.device.name != "cpu":
+            raise ValueError(f"Conv2D: algorithm {algorithm!r} runs on the cpu device only, got {self.device}")
+        self.algorithm = algorithm
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding, self.has_bias = int(kernel_size), int(stride), int(padding), bias
         fan_in = in_channels * kernel_size * kernel_size
@@ -31,23 +46,36 @@ class Conv2D(Layer):
         ow = conv_output_size(w, self.kernel_size, self.stride, self.padding)
         if oh < 1 or ow < 1:
             raise ValueError(f"Conv2D.forward: a {self.kernel_size}x{self.kernel_size} kernel does not fit {h}x{w}")
-        pixels, patch = n * oh * ow, c * self.kernel_size ** 2
         y = self._buffer(dev, "y", (n, self.out_channels, oh, ow))
+        bias = None if self.bias is None else self.bias.data
+        self._x_shape = tuple(x.shape)
+        if self.algorithm == conv_image_gemm.ALGORITHM:
+            shapes = conv_image_gemm.buffer_shapes(x.shape, self.weight.shape, self.stride, self.padding)
+            padded = self._buffer(dev, "padded", shapes["padded"])  # saved for backward
+            work = self._buffer(dev, "work", shapes["work"])
+            dev.kernels.conv2d_image_gemm_forward(y, padded, work, x, self.weight.data, bias, self.stride, self.padding)
+            return y
+        pixels, patch = n * oh * ow, c * self.kernel_size ** 2
         cols = self._buffer(dev, "cols", (pixels, patch))  # saved for backward
         rows = self._buffer(dev, "rows", (pixels, self.out_channels))
-        dev.kernels.conv2d_forward(y, cols, rows, x, self.weight.data, None if self.bias is None else self.bias.data,
-                                   self.stride, self.padding)
-        self._x_shape = tuple(x.shape)
+        dev.kernels.conv2d_forward(y, cols, rows, x, self.weight.data, bias, self.stride, self.padding)
         return y
 
     def backward(self, dy):
         dev = self.device
+        dbias = None if self.bias is None else self.bias.grad
+        if self.algorithm == conv_image_gemm.ALGORITHM:
+            dx = self._buffer(dev, "dx", self._x_shape) if self.needs_input_grad else None
+            dev.kernels.conv2d_image_gemm_backward(dx, self.weight.grad, dbias, self._buffers["work"], dy,
+                                                   self._buffers["padded"], self.weight.data, self.stride,
+                                                   self.padding)
+            return dx
         cols = self._buffers["cols"]
         dx = self._buffer(dev, "dx", self._x_shape) if self.needs_input_grad else None
         dcols = self._buffer(dev, "dcols", cols.shape) if self.needs_input_grad else None
         drows = self._buffer(dev, "drows", self._buffers["rows"].shape)
-        dev.kernels.conv2d_backward(dx, self.weight.grad, None if self.bias is None else self.bias.grad, dcols, drows,
-                                    dy, cols, self.weight.data, self.stride, self.padding)
+        dev.kernels.conv2d_backward(dx, self.weight.grad, dbias, dcols, drows, dy, cols, self.weight.data,
+                                    self.stride, self.padding)
         return dx
 
     def parameters(self):

@@ -84,7 +84,7 @@ def conv_cases(quick: bool) -> Iterator[Case]:
         macs = n * o * o * f * c * k * k
         for direction in ("forward", "forward+backward"):
             def setup(dev, impl, x=x, dy=dy, c=c, f=f, k=k, p=p, direction=direction):
-                layer = Conv2D(c, f, k, padding=p, device=dev, seed=1)
+                layer = Conv2D(c, f, k, padding=p, device=dev, seed=1, algorithm=impl)
                 X, DY = dev.asarray(x), dev.asarray(dy)
                 twin = Conv2D(c, f, k, padding=p, device=_reference(), seed=1)
                 y_ref = twin.forward(x.astype(np.float64))
@@ -102,7 +102,7 @@ def conv_cases(quick: bool) -> Iterator[Case]:
                 return run, check
 
             work = 1 if direction == "forward" else 3  # backward: dW and dx GEMMs, each as big as forward
-            yield Case("conv", f"{name} {direction}", {"cpu": ["im2col+gemm"], "cuda": ["im2col+gemm"]}, setup,
+            yield Case("conv", f"{name} {direction}", {"cpu": ["image_gemm", "im2col"], "cuda": ["im2col"]}, setup,
                        flops=2.0 * macs * work,
                        bytes=4.0 * work * (x.size + n * o * o * f + f * c * k * k + n * o * o * c * k * k * 2),
                        peer={"kind": "conv", "x": x, "dy": dy, "f": f, "k": k, "p": p, "direction": direction})
