@@ -16,10 +16,11 @@ zeros. Strides above 1 use rows of exactly OW pixels (Wq = OW).
 
 Shapes: x (N, C, H, W); weight (F, C, K, K); bias (F,); y (N, F, OH, OW); padded (N, C, Hp, Wp) saved
 by forward for backward; work (T, workspace_floats) with T >= Numba's thread count, one row per thread:
-  [patches (C*K*K, L) | out_wide (F, L) | dweight partial (F, C*K*K) | dbias partial (F,) | dpadded (C, Hp, Wp)]
+  [patches (C*K*K, L) | out_wide (F, L), or dout^T (L, F) | dweight^T partial (C*K*K, F) | dbias partial (F,)
+   | dpadded (C, Hp, Wp)]
 Per image, forward: patches = rows of padded; out_wide = W2d (F, CKK) @ patches; y = out_wide + bias.
-Backward: dout_wide = dy spread over the wide rows (junk columns 0); dW += dout_wide @ patches^T;
-dpatches = W2d^T @ dout_wide (written over patches); dpadded = sum of dpatches' rows at their offsets.
+Backward: dout^T = dy spread over the wide rows, transposed (junk rows 0); dW^T += patches @ dout^T;
+dpatches = W2d^T @ dout (written over patches); dpadded = sum of dpatches' rows at their offsets.
 
 Napkin math (LeNet c2, batch 64): 2*64*16*150*100 = 31 MFLOP forward, in 64 GEMMs of 16x150x136
 (0.65 MFLOP each, ~10 us at 65 GFLOP/s on one core); the patch rows copied per image are 82 KiB.
@@ -212,20 +213,24 @@ def _backward(dx, dweight2d, dbias, work, dy, padded, weight2d, need_dx, k, s, p
         ws = work[t]
         ws[dw_at:dpad_at] = np.float32(0.0)  # this thread's dweight and dbias partial sums
         for img in range(t * n // threads, (t + 1) * n // threads):
-            ws[dout_at:dw_at] = np.float32(0.0)  # junk columns must read as zero gradient
+            # dy transposed into the wide rows, (L, F): junk rows must read as zero gradient
+            ws[dout_at:dw_at] = np.float32(0.0)
             for ch in range(f):
                 total = np.float32(0.0)
                 for r in range(oh):
-                    start = dout_at + ch * length + r * wq
-                    total += _copy_and_sum(ws[start:start + ow], dy[img, ch, r])
+                    row = dy[img, ch, r]
+                    at = dout_at + r * wq * f + ch
+                    for col in range(ow):
+                        ws[at + col * f] = row[col]
+                        total += row[col]
                 ws[db_at + ch] += total
             _build_patches(ws, padded[img], k, s, oh, ow, wq, length)
-            # dW (F, CKK) += dout_wide (F, L) @ patches^T: scalars[0:2] = [1, 1]
-            sgemm_block(ws, dw_at, ckk, ws, dout_at, length, ws, 0, length, f, ckk, length, False, True, scalars)
+            # dW^T (CKK, F) += patches (CKK, L) @ dout^T (L, F): scalars[0:2] = [1, 1]. (As dW = dout @
+            # patches^T, the same product ran 3x slower in OpenBLAS at LeNet's shapes: 31 vs 104 GFLOP/s.)
+            sgemm_block(ws, dw_at, f, ws, 0, length, ws, dout_at, f, ckk, f, length, False, False, scalars)
             if need_dx:
-                # dpatches (CKK, L) = W2d^T @ dout_wide, over the patches: scalars[2:4] = [1, 0]
-                sgemm_block(ws, 0, length, w_flat, 0, ckk, ws, dout_at, length, ckk, length, f, True, False,
-                            scalars[2:])
+                # dpatches (CKK, L) = W2d^T @ (dout^T)^T, over the patches: scalars[2:4] = [1, 0]
+                sgemm_block(ws, 0, length, w_flat, 0, ckk, ws, dout_at, f, ckk, length, f, True, True, scalars[2:])
                 dpadded = ws[dpad_at:dpad_at + c * hp * wp].reshape((c, hp, wp))
                 _scatter_patches(dpadded, ws, k, s, oh, ow, wq, length)
                 for ch in range(c):
@@ -235,7 +240,7 @@ def _backward(dx, dweight2d, dbias, work, dy, padded, weight2d, need_dx, k, s, p
     dweight2d[:] = np.float32(0.0)
     dbias[:] = np.float32(0.0)
     for t in range(threads):
-        dweight2d += work[t, dw_at:db_at].reshape((f, ckk))
+        dweight2d += work[t, dw_at:db_at].reshape((ckk, f)).T
         dbias += work[t, db_at:dpad_at]
 
 
