@@ -98,17 +98,16 @@ def _gemm_parts_parallel(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act
 def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     """C = act(alpha op(A) op(B) + beta C + bias), one block of C per Numba thread (arguments checked by
     the caller). Small products stay on the calling thread."""
+    ensure_warm()
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
-    ensure_warm()
-    scalars = np.array([alpha, beta], np.float32)
     has_bias = bias is not None
-    bias = bias if has_bias else c[0]
-    threads = numba.get_num_threads()
-    if threads == 1 or 2.0 * m * n * k < SPLIT_MIN_FLOPS:
-        _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, 0, 1)
-    else:
-        _gemm_parts_parallel(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, threads)
+    args = (c, a, b, np.array((alpha, beta), np.float32), bool(trans_a), bool(trans_b), bias if has_bias else c[0],
+            has_bias, act)
+    if 2.0 * m * n * k < SPLIT_MIN_FLOPS:
+        _gemm_part(*args, 0, 1)
+    else:  # (numba.get_num_threads() inside the compiled function would keep it out of the disk cache)
+        _gemm_parts_parallel(*args, numba.get_num_threads())
 
 
 _WARM = []

@@ -25,6 +25,13 @@ def check_array(op: str, name: str, x, backend: str, shape=None, dtype=FLOAT, nd
     ``shape`` may contain ``None`` for a free dimension; ``dtype=None`` accepts any float dtype
     (the NumPy reference backend computes in whatever float precision it is given).
     """
+    # Fast path (most calls, ~0.3 us): a valid C-contiguous float32 NumPy array. Anything else takes the
+    # slow path below, which finds what is wrong and names it.
+    if type(x) is np.ndarray and backend != "cuda" and dtype is FLOAT and x.dtype is FLOAT \
+            and x.flags.c_contiguous:
+        got = x.shape
+        if (ndim is None or len(got) == ndim) and (shape is None or got == shape):
+            return got
     on_gpu = is_device_array(x)
     if backend == "cuda" and not on_gpu:
         raise TypeError(f"{op}: argument '{name}' must be a CUDA device array (device.asarray), got {type(x).__name__}")

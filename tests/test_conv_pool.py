@@ -110,28 +110,35 @@ def pool_case(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_maxpool_forward_backward(backend):
-    def check(c):
-        rng = np.random.default_rng(c["seed"])
-        n, C, H, W, k, s = (c[key] for key in ("n", "c", "h", "w", "k", "stride"))
-        oh, ow = pool_output_size(H, k, s), pool_output_size(W, k, s)
-        x = random_array(rng, (n, C, H, W))
-        if c["ties"]:
-            x = np.round(x).astype(np.float32)  # many equal values: the first maximum must win everywhere
-        dy = random_array(rng, (n, C, oh, ow))
-        ref = kernels("numpy")
-        y64, arg64 = np.empty((n, C, oh, ow)), np.empty((n, C, oh, ow), np.int32)
-        ref.maxpool_forward(y64, arg64, x.astype(np.float64), k, s)
-        y, arg = poisoned(backend, y64.shape), poisoned(backend, y64.shape, np.int32)
-        kernels(backend).maxpool_forward(y, arg, to_backend(backend, x), k, s)
-        assert_close(y, y64, 0, 0, "maxpool y")
-        np.testing.assert_array_equal(to_host(arg), arg64)
-        dx64 = np.empty(x.shape)
-        ref.maxpool_backward(dx64, dy.astype(np.float64), arg64, k, s)
-        dx = poisoned(backend, x.shape)
-        kernels(backend).maxpool_backward(dx, to_backend(backend, dy), arg, k, s)
-        assert_close(dx, dx64, 1e-6, 1e-6, "maxpool dx")
+    for_all(backend, pool_case(backend), lambda c: check_maxpool(backend, c), sim_examples=3)
 
-    for_all(backend, pool_case(backend), check, sim_examples=3)
+
+@pytest.mark.parametrize("h, w", [(28, 28), (13, 5), (2, 3)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_maxpool_2x2_fast_path_on_the_cpu(h, w, ties):
+    check_maxpool("cpu", dict(n=2, c=3, h=h, w=w, k=2, stride=2, ties=ties, seed=h * w))
+
+
+def check_maxpool(backend, c):
+    rng = np.random.default_rng(c["seed"])
+    n, C, H, W, k, s = (c[key] for key in ("n", "c", "h", "w", "k", "stride"))
+    oh, ow = pool_output_size(H, k, s), pool_output_size(W, k, s)
+    x = random_array(rng, (n, C, H, W))
+    if c["ties"]:
+        x = np.round(x).astype(np.float32)  # many equal values: the first maximum must win everywhere
+    dy = random_array(rng, (n, C, oh, ow))
+    ref = kernels("numpy")
+    y64, arg64 = np.empty((n, C, oh, ow)), np.empty((n, C, oh, ow), np.int32)
+    ref.maxpool_forward(y64, arg64, x.astype(np.float64), k, s)
+    y, arg = poisoned(backend, y64.shape), poisoned(backend, y64.shape, np.int32)
+    kernels(backend).maxpool_forward(y, arg, to_backend(backend, x), k, s)
+    assert_close(y, y64, 0, 0, "maxpool y")
+    np.testing.assert_array_equal(to_host(arg), arg64)
+    dx64 = np.empty(x.shape)
+    ref.maxpool_backward(dx64, dy.astype(np.float64), arg64, k, s)
+    dx = poisoned(backend, x.shape)
+    kernels(backend).maxpool_backward(dx, to_backend(backend, dy), arg, k, s)
+    assert_close(dx, dx64, 1e-6, 1e-6, "maxpool dx")
 
 
 def test_maxpool_reference_against_a_loop():

@@ -15,31 +15,34 @@ def print_table(result: dict, console=None) -> None:
 
     if console is None:  # piped into a file or a pager: do not squeeze the table into 80 columns
         probe = Console()
-        console = probe if probe.is_terminal else Console(width=170)
+        console = probe if probe.is_terminal else Console(width=180)
     machine = result["machine"]
     title = (f"tilegrad bench — {machine['cpu']}, {machine['threads']} threads"
              + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"))
     table = Table(title=title, title_justify="left")
     for name, justify in [("op", "left"), ("case", "left"), ("device", "left"), ("impl", "left"), ("thr", "right"),
                           ("ms", "right"), ("GFLOP/s", "right"), ("GB/s", "right"), ("% ceil", "right"),
-                          ("vs CPU", "right"), ("vs peer", "right"), ("samples/s", "right"), ("max rel err", "right")]:
+                          ("vs CPU", "right"), ("vs peer", "right"), ("vs BLAS", "right"), ("samples/s", "right"),
+                          ("max rel err", "right")]:
         table.add_column(name, justify=justify, overflow="fold")
     for r in result["results"]:
         if r["median_ms"] is None:
-            table.add_row(r["op"], r["case"], r["device"], r["impl"], "", "", "", "", "", "", "", "",
+            table.add_row(r["op"], r["case"], r["device"], r["impl"], "", "", "", "", "", "", "", "", "",
                           "unavailable", style="dim")
             continue
         peer = r["device"].startswith("torch")
         table.add_row(r["op"], r["case"], r["device"], r["impl"], _fmt(r["threads"], "d"), _fmt(r["median_ms"], ".3f"),
                       _fmt(r["gflops"], ".1f"), _fmt(r["gbps"], ".1f"), _fmt(r["pct_of_ceiling"], ".0f"),
-                      _fmt(r["speedup_vs_cpu"], ".1f"), _fmt(r["vs_peer"], ".2f"), _fmt(r["samples_per_s"], ",.0f"),
-                      _fmt(r["max_rel_err"], ".1e"), style="cyan" if peer else None)
+                      _fmt(r["speedup_vs_cpu"], ".1f"), _fmt(r["vs_peer"], ".2f"), _fmt(r.get("vs_blas"), ".2f"),
+                      _fmt(r["samples_per_s"], ",.0f"), _fmt(r["max_rel_err"], ".1e"),
+                      style="cyan" if peer or r["impl"] == "numpy matmul" else None)
     console.print(table)
     for kind, c in result["ceilings"].items():
         console.print(f"ceiling {kind}: {c['gflops']:.0f} GFLOP/s ({c['gflops_how']}), {c['gbps']:.1f} GB/s "
                       f"({c['gbps_how']})")
     console.print("% ceil: achieved / min(peak FLOP/s, intensity x bandwidth); cases that fit in cache can pass 100 % "
-                  "of the DRAM bandwidth ceiling. vs peer: peer time / our time (> 1: we are faster).")
+                  "of the DRAM bandwidth ceiling. vs peer: peer time / our time (> 1: we are faster). vs BLAS (CPU "
+                  "GEMM rows): NumPy's matmul time on as many threads / our time. Cyan rows are yardsticks, not ours.")
 
 
 def save_plot(result: dict, path) -> None:

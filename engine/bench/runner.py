@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .cases import all_cases
+from .cases import NUMPY_BLAS, all_cases
 from .ceilings import cpu_ceilings, gpu_ceilings
 from .timing import cpu_threads, time_calls
 
@@ -28,7 +28,8 @@ class BenchConfig:
 def _row(spec, device, impl, threads=None, **values) -> dict:
     row = {"op": spec.op, "case": spec.case, "device": device, "impl": impl, "threads": threads,
            "median_ms": None, "first_call_ms": None, "gflops": None, "gbps": None, "pct_of_ceiling": None,
-           "speedup_vs_cpu": None, "vs_peer": None, "max_rel_err": None, "samples_per_s": None, "note": None}
+           "speedup_vs_cpu": None, "vs_peer": None, "vs_blas": None, "max_rel_err": None, "samples_per_s": None,
+           "note": None}
     row.update(values)
     return row
 
@@ -121,7 +122,8 @@ def _machine_summary(info: dict) -> dict:
 
 def _raise_compute_ceiling(rows: list[dict], ceilings: dict) -> None:
     """The compute ceiling is the best SGEMM this run saw: a larger GEMM row can beat the 1024^3 probe."""
-    for kind, impls in (("cpu", ("blas", "blas_split")), ("cuda", ("register_blocked", "shared_tiled", "naive"))):
+    for kind, impls in (("cpu", ("blas", "blas_split", NUMPY_BLAS)),
+                        ("cuda", ("register_blocked", "shared_tiled", "naive"))):
         best = max((r["gflops"] for r in rows if r["op"] == "gemm" and r["device"] == kind and r["impl"] in impls
                     and r["gflops"]), default=0.0)
         if kind in ceilings and best > ceilings[kind]["gflops"]:
@@ -130,7 +132,8 @@ def _raise_compute_ceiling(rows: list[dict], ceilings: dict) -> None:
 
 
 def _derive(rows: list[dict], ceilings: dict) -> None:
-    """pct_of_ceiling (roofline), speedup_vs_cpu (GPU rows), vs_peer (peer time / our time)."""
+    """pct_of_ceiling (roofline), speedup_vs_cpu (GPU rows), vs_peer (peer time / our time), vs_blas (CPU GEMM
+    rows: NumPy's matmul time on the same number of threads / our time)."""
     for row in rows:
         if row["median_ms"] is None:
             continue
@@ -154,3 +157,7 @@ def _derive(rows: list[dict], ceilings: dict) -> None:
         peers = [r["median_ms"] for r in same if r["device"] == peer_device]
         if peers:
             row["vs_peer"] = min(peers) / row["median_ms"]
+        if row["device"] == "cpu" and row["impl"] != NUMPY_BLAS:  # against NumPy's BLAS on as many threads
+            blas = [r["median_ms"] for r in same if r["impl"] == NUMPY_BLAS and r["threads"] == row["threads"]]
+            if blas:
+                row["vs_blas"] = blas[0] / row["median_ms"]

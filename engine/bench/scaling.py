@@ -81,6 +81,7 @@ def run_scaling(rank_counts: list[int], steps: int = 10) -> list[dict]:
                 rows.append({"op": "train", "case": r["case"], "device": "cpu", "impl": f"{ranks} MPI ranks",
                              "threads": None, "median_ms": r["median_ms"], "first_call_ms": None, "gflops": None,
                              "gbps": None, "pct_of_ceiling": None, "speedup_vs_cpu": None, "vs_peer": None,
+                             "vs_blas": None,
                              "max_rel_err": None, "samples_per_s": r["samples_per_s"],
                              "scaling": r["samples_per_s"] / base if base else None,
                              "note": f"global batch {r['batch']} split over {ranks} ranks"})
