@@ -91,9 +91,9 @@ def test_train_errors_are_one_line():
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", "--model", "lenet", "--epochs", "50"],
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", "--model", "lenet", "--epochs", "1000"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # imports, compilation, part of an epoch
+    time.sleep(8)  # imports, compilation, some epochs (1000 of them take minutes: the signal lands inside fit)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

@@ -25,6 +25,15 @@ class BenchConfig:
     gpu_unavailable_reason: str | None = None
 
 
+# Every CPU row samples for at least this long (hundreds of calls of a millisecond case), so that a burst of
+# noise from another tenant of this machine moves its median little.
+MIN_TIME_S = 0.3
+# After a row that gave BLAS its own threads, they spin (OpenBLAS: ~0.1 s) before sleeping, and would
+# steal a core from the next row: measured here, blas_split at 256x784x256 ran at 0.93 ms right after a
+# 2-thread NumPy row and 0.62 ms alone. Wait for them to go idle.
+BLAS_SETTLE_S = 0.3
+
+
 def _row(spec, device, impl, threads=None, **values) -> dict:
     row = {"op": spec.op, "case": spec.case, "device": device, "impl": impl, "threads": threads,
            "median_ms": None, "first_call_ms": None, "gflops": None, "gbps": None, "pct_of_ceiling": None,
@@ -72,9 +81,13 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
                 for threads in counts:
                     run, check = case.setup(dev, impl)
                     if dev_name == "cpu":
-                        with cpu_threads(threads, blas_threads=threads if impl in case.blas_threaded else None):
+                        blas_threads = threads if impl in case.blas_threaded else None
+                        with cpu_threads(threads, blas_threads=blas_threads):
                             first, median = time_calls(run, "cpu", 3 if config.quick else 10,
-                                                       0.5 if config.quick else 2.0)
+                                                       0.5 if config.quick else 2.0,
+                                                       min_time_s=0.05 if config.quick else MIN_TIME_S)
+                        if blas_threads and blas_threads > 1:
+                            time.sleep(BLAS_SETTLE_S)
                     else:
                         first, median = time_calls(run, "cuda", 20 if config.quick else 50)
                     rows.append(_measured(case, dev_name, impl, threads, first, median, check()))
@@ -82,7 +95,7 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
             rows.append(_row(case, "cuda", "-", case="(all cases)", note=config.gpu_unavailable_reason))
         if config.peers and case.peer is not None:
             peer_jobs.append({"index": index, "peer": case.peer, "devices": list(devices),
-                              "threads": max(thread_counts)})
+                              "threads": max(thread_counts), "min_time_s": 0.05 if config.quick else MIN_TIME_S})
     if peer_jobs:
         from .peers import run_peers
 

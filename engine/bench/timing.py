@@ -11,11 +11,14 @@ import time
 from contextlib import contextmanager
 
 
-def time_calls(run, device_name: str, repeats: int, budget_s: float = 2.0, best: bool = False) -> tuple[float, float]:
-    """(first_call_ms, median_ms) of ``run()``; stops early once ``budget_s`` is spent (>= 3 repeats).
+def time_calls(run, device_name: str, repeats: int, budget_s: float = 2.0, best: bool = False,
+               min_time_s: float = 0.0) -> tuple[float, float]:
+    """(first_call_ms, median_ms) of ``run()``: at least ``repeats`` calls and ``min_time_s`` seconds of
+    them, but stops once ``budget_s`` is spent (>= 3 repeats).
 
-    ``best=True`` returns the fastest repeat instead of the median: what a ceiling (the most the
-    machine can do) should be, as opposed to a result (what it typically does).
+    ``min_time_s`` makes a millisecond case take hundreds of samples: on a shared machine a burst of
+    noise then moves the median little. ``best=True`` returns the fastest repeat instead of the
+    median: what a ceiling (the most the machine can do) should be, as opposed to a result.
     """
     if device_name == "cuda":
         first, samples = _time_cuda(run, repeats, budget_s)
@@ -24,7 +27,7 @@ def time_calls(run, device_name: str, repeats: int, budget_s: float = 2.0, best:
     run()
     first = (time.perf_counter() - start) * 1e3
     samples, spent = [], 0.0
-    while len(samples) < repeats and (len(samples) < 3 or spent < budget_s):
+    while (len(samples) < repeats or spent < min_time_s) and (len(samples) < 3 or spent < budget_s):
         t0 = time.perf_counter()
         run()
         dt = time.perf_counter() - t0
