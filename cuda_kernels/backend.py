@@ -42,9 +42,13 @@ class Backend:
     def __getattr__(self, op: str) -> Callable:
         ops = _REGISTRY[self.__dict__["name"]]
         try:
-            return ops[op]
+            fn = ops[op]
         except KeyError:
             raise AttributeError(f"backend {self.name!r} has no op {op!r}; it has {sorted(ops)}") from None
+        # Remembered on the instance, so the next lookup skips __getattr__ (~1 us on every kernel call; an op is
+        # never re-registered, so this cannot go stale)
+        self.__dict__[op] = fn
+        return fn
 
     def ops(self) -> list[str]:
         return sorted(_REGISTRY[self.name])

@@ -89,8 +89,21 @@ def _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, pa
             _epilogue(c, row0, row1, col0, col1, bias, has_bias, act)
 
 
+@njit(cache=True)
+def _scalars(alpha, beta):
+    scalars = np.empty(2, np.float32)
+    scalars[0], scalars[1] = alpha, beta
+    return scalars
+
+
+@njit(cache=True)
+def _gemm_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    _gemm_part(c, a, b, _scalars(alpha, beta), trans_a, trans_b, bias, has_bias, act, 0, 1)
+
+
 @njit(parallel=True, cache=True)
-def _gemm_parts_parallel(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, parts):
+def _gemm_parts_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, parts):
+    scalars = _scalars(alpha, beta)
     for part in prange(parts):
         _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts)
 
@@ -102,19 +115,25 @@ def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     has_bias = bias is not None
-    args = (c, a, b, np.array((alpha, beta), np.float32), bool(trans_a), bool(trans_b), bias if has_bias else c[0],
-            has_bias, act)
+    args = (c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias, act)
     if 2.0 * m * n * k < SPLIT_MIN_FLOPS:
-        _gemm_part(*args, 0, 1)
+        _gemm_serial(*args)
     else:  # (numba.get_num_threads() inside the compiled function would keep it out of the disk cache)
-        _gemm_parts_parallel(*args, numba.get_num_threads())
+        _gemm_parts_parallel(*args, _threads_now())
 
 
 _WARM = []
 
+try:  # Numba's thread count without get_num_threads()' launch check (0.2 us against 1.4 per call);
+    # valid once the pool is up, which ensure_warm() sees to
+    from numba.np.ufunc.parallel import _get_num_threads as _threads_now
+except ImportError:  # a Numba without it
+    _threads_now = numba.get_num_threads
+
 
 def ensure_warm() -> None:
     if not _WARM:
+        numba.get_num_threads()  # launches Numba's thread pool
         _warm_up()
 
 
@@ -122,6 +141,6 @@ def _warm_up() -> None:
     """numba_xxgemm looks sgemm up, holding the GIL, on its first call: make that call on this thread,
     never first inside a parallel region (whose workers could wait on a GIL the caller holds)."""
     one = np.ones((1, 1), np.float32)
-    _gemm_part(np.empty((1, 1), np.float32), one, one, np.array([1, 0], np.float32), False, False, one[0],
-               False, ACT_NONE, 0, 1)
+    _gemm_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0], False,
+                 ACT_NONE)
     _WARM.append(True)
