@@ -6,6 +6,8 @@ GPU: the copy and FMA kernels of cuda_kernels/ceilings.py (GB/s and GFLOP/s).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .timing import cpu_threads, time_calls
@@ -20,8 +22,10 @@ def cpu_ceilings(threads: int, quick: bool) -> dict:
     c = np.empty((n, n), np.float32)
     gemm_ms = float("inf")
     for count in sorted({1, threads}):  # the best of one thread and all: the ceiling is what BLAS can do
-        with cpu_threads(count, blas_threads=count):
-            gemm_ms = min(gemm_ms, time_calls(lambda: get_backend("cpu").gemm(c, a, b), "cpu", 10, best=True)[1])
+        with cpu_threads(count, blas_threads=count):  # one BLAS call on BLAS's own threads
+            gemm_ms = min(gemm_ms, time_calls(lambda: get_backend("cpu").gemm(c, a, b, version="blas"), "cpu", 10,
+                                              best=True)[1])
+    time.sleep(0.3)  # BLAS's threads spin a while after their last call: let them go idle before anything else
     size = 128 * 2**20 // 4  # well beyond the last-level cache: a DRAM ceiling
     src, dst = np.ones(size, np.float32), np.ones(size, np.float32)
     kernels = get_backend("cpu")
