@@ -150,6 +150,19 @@ def _gemm_prange_blocked(c, a, b, alpha, beta):
                 _row_times_panel(c[i], a[i, k0:k1], panel, alpha)
 
 
+@njit(parallel=True, cache=True)
+def _pack_rows(b_view):
+    """B in row order: when op(B) is B^T, its rows are strided columns of b, and the inner loop above
+    would gather every element (measured: 0.05x of BLAS at 256x784x256, against 0.3x untransposed).
+    Copying it once into a contiguous (K, N) buffer is what real GEMMs call packing."""
+    k, n = b_view.shape
+    packed = np.empty((k, n), np.float32)
+    for kk in prange(k):
+        for j in range(n):
+            packed[kk, j] = b_view[kk, j]
+    return packed
+
+
 @implements("gemm", "cpu")
 def gemm_cpu(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
              activation="none", version="blas_split"):
@@ -161,7 +174,7 @@ def gemm_cpu(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=
     if version == "blas":
         _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b)
     else:
-        _gemm_prange_blocked(out, a.T if trans_a else a, b.T if trans_b else b,
+        _gemm_prange_blocked(out, a.T if trans_a else a, _pack_rows(b.T) if trans_b else b,
                              np.float32(alpha), np.float32(beta))
     if bias is not None or activation != "none":
         _bias_activation_rows(out, out[0] if bias is None else bias, bias is not None, ACTIVATIONS[activation])
