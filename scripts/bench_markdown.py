@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Turn a bench JSON into a Markdown table: per case, our best CPU row (and GPU row, when present),
-the PyTorch peer, and the ratio — for README.md and docs/benchmarks.md.
+the PyTorch peer, and the ratios (vs PyTorch; CPU GEMMs also vs NumPy's BLAS) — for README.md and
+docs/benchmarks.md.
 
     python scripts/bench_markdown.py benchmarks/results/2026-11-27-cpu-epyc-2core.json
 """
@@ -22,8 +23,8 @@ def main(path: str) -> None:
     print(f"Machine: {m['cpu']}, {m['threads']} threads, GPU: {m['gpu'] or 'none'}; numba {m['numba']}, "
           f"numba-cuda {m['numba_cuda']}. CPU ceilings measured in the same run: {c.get('gflops', 0):.0f} GFLOP/s "
           f"SGEMM, {c.get('gbps', 0):.0f} GB/s.\n")
-    print("| op | case | tilegrad (best CPU row) | ms | rate | % ceiling | PyTorch CPU ms | vs peer |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print("| op | case | tilegrad (best CPU row) | ms | rate | % ceiling | PyTorch CPU ms | vs peer | vs BLAS |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     cases = list(dict.fromkeys((r["op"], r["case"]) for r in data["results"] if r["case"] != "(all cases)"))
     for op, case in cases:
         rows = [r for r in data["results"] if r["op"] == op and r["case"] == case]
@@ -39,7 +40,8 @@ def main(path: str) -> None:
             pct = "" if ours["pct_of_ceiling"] is None else f"{ours['pct_of_ceiling']:.0f}"
             print(f"| {op} | {case} | {impl} ({ours['threads']} thr) | {ours['median_ms']:.3f} | {rate} | {pct} | "
                   f"{'' if peer is None else format(peer['median_ms'], '.3f')} | "
-                  f"{'' if ours['vs_peer'] is None else format(ours['vs_peer'], '.2f')} |")
+                  f"{'' if ours['vs_peer'] is None else format(ours['vs_peer'], '.2f')} | "
+                  f"{'' if ours.get('vs_blas') is None else format(ours['vs_blas'], '.2f')} |")
 
 
 if __name__ == "__main__":
