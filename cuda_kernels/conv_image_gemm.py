@@ -42,7 +42,7 @@ from .conv import _geometry
 ALGORITHM = "image_gemm"
 
 
-def _layout(c, f, k, stride, padding, h, w):
+def _layout(k, stride, padding, h, w):
     """(Hp, Wp, OH, OW, Wq, L): padded size, output size, wide row length and pixels per image."""
     hp, wp = h + 2 * padding, w + 2 * padding
     oh, ow = (hp - k) // stride + 1, (wp - k) // stride + 1
@@ -54,7 +54,7 @@ def workspace_floats(x_shape, weight_shape, stride=1, padding=0) -> int:
     """Floats per thread in ``work`` (see the module docstring for its parts)."""
     n, c, h, w = x_shape
     f, _, k, _ = weight_shape
-    hp, wp, oh, ow, wq, length = _layout(c, f, k, stride, padding, h, w)
+    hp, wp, oh, ow, wq, length = _layout(k, stride, padding, h, w)
     ckk = c * k * k
     return ckk * length + f * length + f * ckk + f + c * hp * wp
 
@@ -106,15 +106,6 @@ def _copy(dst, src):
 def _add_scalar(dst, src, value):
     for q in range(dst.shape[0]):
         dst[q] = src[q] + value
-
-
-@njit(cache=True, inline="always", fastmath=True)
-def _copy_and_sum(dst, src):
-    total = np.float32(0.0)
-    for q in range(dst.shape[0]):
-        dst[q] = src[q]
-        total += src[q]
-    return total
 
 
 @njit(cache=True, inline="always")
@@ -257,7 +248,7 @@ def conv2d_image_gemm_forward(y, padded, work, x, weight, bias, stride=1, paddin
     threads = _check(op, "y", y, padded, work, xshape, weight.shape, stride, padding)
     if bias is not None:
         check_array("conv2d_image_gemm_forward", "bias", bias, "cpu", shape=(f,))
-    _, _, _, _, wq, length = _layout(c, f, k, stride, padding, x.shape[2], x.shape[3])
+    _, _, _, _, wq, length = _layout(k, stride, padding, x.shape[2], x.shape[3])
     ensure_warm()
     _forward(y, padded, work, x, weight.reshape(f, -1), bias if bias is not None else weight.reshape(-1),
              bias is not None, k, stride, padding, wq, length, threads, np.array([1, 0], np.float32))
@@ -280,7 +271,7 @@ def conv2d_image_gemm_backward(dx, dweight, dbias, work, dy, padded, weight, str
     check_array(op, "dweight", dweight, "cpu", shape=weight.shape)
     if dbias is not None:
         check_array(op, "dbias", dbias, "cpu", shape=(f,))
-    _, _, _, _, wq, length = _layout(c, f, k, stride, padding, x_shape[2], x_shape[3])
+    _, _, _, _, wq, length = _layout(k, stride, padding, x_shape[2], x_shape[3])
     ensure_warm()
     _backward(dx if dx is not None else padded, dweight.reshape(f, -1),
               dbias if dbias is not None else np.empty(f, np.float32), work, dy, padded, weight.reshape(f, -1),
