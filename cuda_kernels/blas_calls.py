@@ -35,7 +35,7 @@ _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
     types.CPointer(types.float32), types.intp))               # c, ldc
 
 _KIND_S, _NOTRANS, _TRANS = ord("s"), ord("n"), ord("t")
-ACT_NONE, ACT_RELU, ACT_TANH = 0, 1, 2
+ACT_NONE, ACT_RELU, ACT_TANH = 0, 1, 2  # the GEMM epilogue's activations (gemm.ACTIVATIONS names them)
 
 # Below this many FLOPs a GEMM runs as one BLAS call on the calling thread: opening a parallel region
 # costs a few microseconds, as much as a ~1 MFLOP GEMM takes on one core.
@@ -55,7 +55,8 @@ def sgemm_block(c, c_offset, ldc, a, a_offset, lda, b, b_offset, ldb, m, n, k, t
 
 
 @njit(cache=True, fastmath=True)
-def _epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
+def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
+    """C[row0:row1, col0:col1] = act(C + bias): the GEMM epilogue, on one block of C."""
     for i in range(row0, row1):
         for j in range(col0, col1):
             v = c[i, j]
@@ -86,7 +87,7 @@ def _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, pa
         sgemm_block(c.reshape(-1), c_offset, n, a.reshape(-1), a_offset, lda, b.reshape(-1), b_offset, ldb,
                     row1 - row0, col1 - col0, k, trans_a, trans_b, scalars)
         if has_bias or act != ACT_NONE:
-            _epilogue(c, row0, row1, col0, col1, bias, has_bias, act)
+            apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act)
 
 
 @njit(cache=True)

@@ -25,12 +25,11 @@ from numba import cuda, float32, njit, prange
 from scipy.linalg import blas
 
 from .backend import implements
-from .blas_calls import gemm_blas_split
+from .blas_calls import ACT_NONE, ACT_RELU, ACT_TANH, apply_epilogue, gemm_blas_split
 from .checks import check_array, check_dtype_family, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, tiles_2d
 
-ACTIVATIONS = {"none": 0, "relu": 1, "tanh": 2}
-ACT_NONE, ACT_RELU, ACT_TANH = 0, 1, 2
+ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # CPU: "blas_split" (the engine's: one block of C per Numba thread, each a single-threaded BLAS call,
 # see blas_calls.py), "blas" (one BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
 CPU_VERSIONS = ("blas_split", "blas", "prange")
@@ -102,19 +101,11 @@ def _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b):
         out[...] = result.T
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True)
 def _bias_activation_rows(out, bias, has_bias, act):
-    rows, cols = out.shape
-    for i in prange(rows):
-        for j in range(cols):
-            v = out[i, j]
-            if has_bias:
-                v += bias[j]
-            if act == ACT_RELU:
-                v = max(v, np.float32(0.0))
-            elif act == ACT_TANH:
-                v = np.tanh(v)
-            out[i, j] = v
+    cols = out.shape[1]
+    for i in prange(out.shape[0]):
+        apply_epilogue(out, i, i + 1, 0, cols, bias, has_bias, act)
 
 
 # The prange twin, for teaching: rows of C are split across threads; each row is C[i, :] += a[i, k] * B[k, :]
