@@ -133,14 +133,12 @@ except ImportError:  # a Numba without it
 
 
 def ensure_warm() -> None:
-    if not _WARM:
-        numba.get_num_threads()  # launches Numba's thread pool
-        _warm_up()
-
-
-def _warm_up() -> None:
-    """numba_xxgemm looks sgemm up, holding the GIL, on its first call: make that call on this thread,
-    never first inside a parallel region (whose workers could wait on a GIL the caller holds)."""
+    """Once per process: launch Numba's thread pool, and make numba_xxgemm's first call (it looks sgemm up
+    holding the GIL) on this thread, never first inside a parallel region whose workers could wait on a
+    GIL the caller holds."""
+    if _WARM:
+        return
+    numba.get_num_threads()
     one = np.ones((1, 1), np.float32)
     _gemm_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0], False,
                  ACT_NONE)

@@ -37,7 +37,7 @@ from numba import njit, prange
 from .backend import implements
 from .blas_calls import ensure_warm, sgemm_block
 from .checks import check_array
-from .conv import _geometry
+from .conv import _geometry, conv_output_size
 
 ALGORITHM = "image_gemm"
 
@@ -45,7 +45,7 @@ ALGORITHM = "image_gemm"
 def _layout(k, stride, padding, h, w):
     """(Hp, Wp, OH, OW, Wq, L): padded size, output size, wide row length and pixels per image."""
     hp, wp = h + 2 * padding, w + 2 * padding
-    oh, ow = (hp - k) // stride + 1, (wp - k) // stride + 1
+    oh, ow = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
     wq = wp if stride == 1 else ow
     return hp, wp, oh, ow, wq, (oh - 1) * wq + ow
 
