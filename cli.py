@@ -161,7 +161,7 @@ def cmd_bench(args) -> int:
             progress.update(task, completed=done, total=total, description=what[:60])
 
         result = run_bench(config, progress=report)
-        if args.ranks:
+        if args.ranks and not result.get("interrupted"):
             from engine.bench.scaling import run_scaling
 
             progress.update(task, description="MPI rank scaling")
@@ -188,6 +188,9 @@ def cmd_bench(args) -> int:
     if args.plot:
         save_plot(result, args.plot)
         console.print(f"plot written to {args.plot}")
+    if result.get("interrupted"):
+        console.print(f"[yellow]bench {result['interrupted']}[/yellow]: the rows above are the ones measured")
+        return 130
     return 0
 
 

@@ -10,6 +10,7 @@ keeps the package importable on machines with no GPU and no simulator (the CPU b
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 from numba import cuda
@@ -40,9 +41,21 @@ class GpuKernel:
     @property
     def compiled(self):
         if self._compiled is None:
-            options = {} if SIMULATOR else {"fastmath": self.fastmath}
-            self._compiled = cuda.jit(self.signature, **options)(self.py_func)
+            self._compiled = self._compile()
         return self._compiled
+
+    def _compile(self):
+        if SIMULATOR:
+            return cuda.jit(self.signature)(self.py_func)
+        # On a GPU, keep the compiled kernel on disk (NUMBA_CACHE_DIR, per compute capability): every later
+        # process loads it instead of spending ~1 s in NVVM per kernel. A cache that cannot be written or
+        # read is only slower, never wrong: compile without it then.
+        try:
+            return cuda.jit(self.signature, fastmath=self.fastmath, cache=True)(self.py_func)
+        except Exception as error:  # noqa: BLE001 (any cache failure: fall back to a plain compile)
+            warnings.warn(f"{self.name}: on-disk kernel cache unavailable ({error}); compiling without it",
+                          RuntimeWarning, stacklevel=3)
+            return cuda.jit(self.signature, fastmath=self.fastmath)(self.py_func)
 
     def __getitem__(self, launch_config):
         return self.compiled[launch_config]

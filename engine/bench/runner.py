@@ -72,6 +72,31 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
     cases = list(all_cases(config.ops, config.quick, gpu="cuda" in devices))
     rows, peer_jobs = [], []
     started = time.perf_counter()
+    interrupted = None
+    try:
+        _run_cases(cases, devices, config, thread_counts, rows, peer_jobs, progress)
+    except KeyboardInterrupt:
+        # Ctrl-C (or `timeout --signal=INT`): keep every row measured so far, say where it stopped
+        done = {r["case"] for r in rows}
+        interrupted = f"interrupted after {sum(c.case in done for c in cases)} of {len(cases)} cases"
+    if config.peers:
+        order = {c.case: i for i, c in enumerate(cases)}
+        first_of_op = {}
+        for i, c in enumerate(cases):
+            first_of_op.setdefault(c.op, i)
+        rows.sort(key=lambda r: order[r["case"]] if r["case"] in order else first_of_op[r["op"]] + 0.5)
+    _raise_compute_ceiling(rows, ceilings)
+    _derive(rows, ceilings)
+    if progress:
+        progress(len(cases), len(cases), "done")
+    return {"machine": _machine_summary(machine_info()), "ceilings": ceilings, "results": rows,
+            "config": {"devices": config.devices, "ops": config.ops, "quick": config.quick,
+                       "threads": thread_counts, "peers": config.peers},
+            "seconds": time.perf_counter() - started, "interrupted": interrupted}
+
+
+def _run_cases(cases, devices, config, thread_counts, rows, peer_jobs, progress) -> None:
+    """Every case on every device, implementation and thread count; each family's peers right after it."""
     for index, case in enumerate(cases):
         if progress:
             progress(index, len(cases), f"{case.op}: {case.case}")
@@ -110,20 +135,6 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
                 rows.append(_measured(cases[t["index"]], t["device"], "torch", t["threads"], t["first_ms"],
                                       t["median_ms"], t["max_rel_err"]))
             peer_jobs = []
-    if config.peers:
-        order = {c.case: i for i, c in enumerate(cases)}
-        first_of_op = {}
-        for i, c in enumerate(cases):
-            first_of_op.setdefault(c.op, i)
-        rows.sort(key=lambda r: order[r["case"]] if r["case"] in order else first_of_op[r["op"]] + 0.5)
-    _raise_compute_ceiling(rows, ceilings)
-    _derive(rows, ceilings)
-    if progress:
-        progress(len(cases), len(cases), "done")
-    return {"machine": _machine_summary(machine_info()), "ceilings": ceilings, "results": rows,
-            "config": {"devices": config.devices, "ops": config.ops, "quick": config.quick,
-                       "threads": thread_counts, "peers": config.peers},
-            "seconds": time.perf_counter() - started}
 
 
 def _machine_summary(info: dict) -> dict:
