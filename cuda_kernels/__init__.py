@@ -8,6 +8,8 @@ NumPy reference, CPU twin, GPU kernels from naive to fast, launcher.
 
 from engine.cuda_probe import ensure_numba_cache_dir
 
+from . import numpy_compat  # noqa: F401  (before numba-cuda compiles anything: NumPy 2.5 removed an alias it uses)
+
 ensure_numba_cache_dir()
 
 from . import batchnorm, ceilings, conv, conv_image_gemm, elementwise, gemm, maxpool, optimizers, reductions, rnn  # noqa: E402,F401  (importing a family registers its ops)

@@ -30,9 +30,12 @@ declare -a NAMES STATUS ELAPSED
 started=$(date +%s)
 
 TOTAL_LIMIT=${TOTAL_LIMIT:-400}  # seconds for all steps together: the summary always gets printed in time
+# ONLY=bench,train reruns some steps (keys: versions,tests,bench,launch,memcheck,racecheck,synccheck,train)
+ONLY=${ONLY:-}
 
-step() {  # step NAME LIMIT_S LOGFILE COMMAND...
-  local name=$1 limit=$2 log=$3; shift 3
+step() {  # step KEY NAME LIMIT_S LOGFILE COMMAND...
+  local key=$1 name=$2 limit=$3 log=$4; shift 4
+  if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$key,"* ]]; then return; fi
   local t0=$(date +%s)
   local left=$(( TOTAL_LIMIT - (t0 - started) ))
   if [ "$left" -lt 20 ]; then
@@ -54,7 +57,7 @@ else
   DEVICE=cuda
 fi
 
-step "versions" 30 versions.txt bash -c "
+step versions "versions" 30 versions.txt bash -c "
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || echo 'nvidia-smi: not available';
   $PY - <<'PY'
 import importlib.metadata as md, platform
@@ -66,14 +69,14 @@ PY
   $PY cli.py info"
 
 WARMUP_PID=
-if [ "$DRY" != 1 ]; then
+if [ "$DRY" != 1 ] && { [ -z "$ONLY" ] || [[ ",$ONLY," == *",bench,"* ]]; }; then
   # Compile (and cache in NUMBA_CACHE_DIR) the CPU twins while the GPU tests run, on cores they leave idle:
   # the bench then starts warm instead of spending its first minute in Numba's CPU compiler.
   timeout 150 $PY cli.py bench --quick --device cpu >"$LOGDIR/cpu-warmup.log" 2>&1 &
   WARMUP_PID=$!
 fi
 
-step "gpu test tier" 110 pytest-gpu.log $PY -m pytest tests -m gpu -q -p no:cacheprovider -o addopts= \
+step tests "gpu test tier" 110 pytest-gpu.log $PY -m pytest tests -m gpu -q -p no:cacheprovider -o addopts= \
   --junitxml="$LOGDIR/pytest-gpu.xml"
 
 if [ -n "$WARMUP_PID" ]; then  # at most 30 s more for the warm-up, then stop it: it must not run beside the bench
@@ -82,33 +85,33 @@ if [ -n "$WARMUP_PID" ]; then  # at most 30 s more for the warm-up, then stop it
 fi
 
 if [ "$DRY" = 1 ]; then
-  step "bench (CPU, quick: dry run)" 150 bench.txt $PY cli.py bench --quick --device cpu --ops gemm,optim \
+  step bench "bench (CPU, quick: dry run)" 150 bench.txt $PY cli.py bench --quick --device cpu --ops gemm,optim \
     --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
 else
-  step "bench --device all --peers" 200 bench.txt $PY cli.py bench --device all --peers \
+  step bench "bench --device all --peers" 200 bench.txt $PY cli.py bench --device all --peers \
     --ops gemm,optim,train,conv,pool,rnn --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
 fi
 
-step "launch overhead" 40 launch-overhead.json $PY scripts/launch_overhead.py
+step launch "launch overhead" 40 launch-overhead.json $PY scripts/launch_overhead.py
 
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 for tool in memcheck racecheck synccheck; do
   if [ "$DRY" = 1 ] || [ -z "$SANITIZER" ]; then
     why=$([ "$DRY" = 1 ] && echo "dry run" || echo "compute-sanitizer not found")
-    step "launch every kernel (no sanitizer: $why)" 120 "sanitizer-$tool.log" \
+    step "$tool" "launch every kernel (no sanitizer: $why)" 120 "sanitizer-$tool.log" \
       $PY scripts/launch_every_kernel.py
     [ "$DRY" = 1 ] && break
   else
-    step "compute-sanitizer $tool" 45 "sanitizer-$tool.log" "$SANITIZER" --tool "$tool" --error-exitcode 1 \
+    step "$tool" "compute-sanitizer $tool" 45 "sanitizer-$tool.log" "$SANITIZER" --tool "$tool" --error-exitcode 1 \
       --print-limit 20 $PY scripts/launch_every_kernel.py
   fi
 done
 
 if [ "$DRY" = 1 ]; then
-  step "train mlp on cpu (dry run)" 120 train.txt $PY cli.py train --model mlp --epochs 2 --device cpu \
+  step train "train mlp on cpu (dry run)" 120 train.txt $PY cli.py train --model mlp --epochs 2 --device cpu \
     --json "$LOGDIR/train-lenet.json"
 else
-  step "train lenet on cuda" 40 train.txt $PY cli.py train --model lenet --epochs 4 --device cuda \
+  step train "train lenet on cuda" 40 train.txt $PY cli.py train --model lenet --epochs 4 --device cuda \
     --json "$LOGDIR/train-lenet.json" --plot "$LOGDIR/train-lenet.png"
 fi
 
@@ -118,7 +121,7 @@ fi
   for i in "${!NAMES[@]}"; do
     printf '%-55s %-14s %6s\n' "${NAMES[$i]}" "${STATUS[$i]}" "${ELAPSED[$i]}"
   done
-  grep -E "passed|failed" "$LOGDIR/pytest-gpu.log" | tail -1
+  grep -sE "passed|failed" "$LOGDIR/pytest-gpu.log" | tail -1
   grep -hE "ERROR SUMMARY|kernels launched" "$LOGDIR"/sanitizer-*.log 2>/dev/null
   grep -h "bench interrupted" "$LOGDIR/bench.txt" 2>/dev/null
 } > "$LOGDIR/summary.txt"
