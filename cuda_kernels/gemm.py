@@ -27,17 +27,18 @@ from scipy.linalg import blas
 from .backend import implements
 from .blas_calls import ACT_NONE, ACT_RELU, ACT_TANH, apply_epilogue, gemm_blas_split
 from .checks import check_array, check_dtype_family, check_in, float_dtype
-from .launch import SIMULATOR, device_function, gpu_kernel, tiles_2d
+from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, tiles_2d
 
 ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # CPU: "blas_split" (the engine's: one block of C per Numba thread, each a single-threaded BLAS call,
 # see blas_calls.py), "blas" (one BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
 CPU_VERSIONS = ("blas_split", "blas", "prange")
-CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked")
+CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "split_k")
 # The engine's GEMM: register-blocked on a GPU. In the simulator every thread is a Python thread and
 # every barrier a thread rendezvous, so the barrier-free naive kernel (with few threads looping over
 # the output) is the one that keeps simulated training affordable; the tiled versions are verified
 # by their own property tests there.
+# On a GPU, register_blocked hands over to split_k when C has too few tiles to fill the GPU (see there).
 DEFAULT_CUDA_VERSION = "naive" if SIMULATOR else "register_blocked"
 
 
@@ -263,6 +264,56 @@ SMEM_PAD = 4  # shifts each k-row by 4 banks so a warp's tile stores do not coll
 TILE_A_COLS, TILE_B_COLS = BLOCK_M + SMEM_PAD, BLOCK_N + SMEM_PAD  # shapes must be plain constants
 
 
+@device_function(forceinline=True)
+def _register_blocked_tile(acc, a_frag, b_frag, tile_a, tile_b, a, b, trans_a, trans_b, m, n, row0, col0,
+                           k_begin, k_end):
+    """acc = this thread's 4x4 share of the 64x64 tile of C at (row0, col0), summed over k_begin <= k < k_end.
+    (Inlined into its kernels so that acc, a_frag and b_frag stay in registers.)"""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * THREADS_X + tx
+    for tm in range(THREAD_M):
+        for tn in range(THREAD_N):
+            acc[tm, tn] = float32(0.0)
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        for load in range(LOADS_PER_THREAD):
+            e = tid + load * THREADS
+            if trans_a:  # A is (K, M): neighbouring threads read neighbouring rows of C
+                r = e % BLOCK_M
+                k = e // BLOCK_M
+                gr = row0 + r
+                gk = k0 + k
+                tile_a[k, r] = a[gk, gr] if (gr < m and gk < k_end) else float32(0.0)
+            else:  # A is (M, K): neighbouring threads read along k
+                k = e % BLOCK_K
+                r = e // BLOCK_K
+                gr = row0 + r
+                gk = k0 + k
+                tile_a[k, r] = a[gr, gk] if (gr < m and gk < k_end) else float32(0.0)
+            if trans_b:  # B is (N, K)
+                k = e % BLOCK_K
+                col = e // BLOCK_K
+                gc = col0 + col
+                gk = k0 + k
+                tile_b[k, col] = b[gc, gk] if (gc < n and gk < k_end) else float32(0.0)
+            else:  # B is (K, N)
+                col = e % BLOCK_N
+                k = e // BLOCK_N
+                gc = col0 + col
+                gk = k0 + k
+                tile_b[k, col] = b[gk, gc] if (gc < n and gk < k_end) else float32(0.0)
+        cuda.syncthreads()
+        for k in range(BLOCK_K):
+            for tm in range(THREAD_M):
+                a_frag[tm] = tile_a[k, ty + tm * THREADS_Y]
+            for tn in range(THREAD_N):
+                b_frag[tn] = tile_b[k, tx + tn * THREADS_X]
+            for tm in range(THREAD_M):
+                for tn in range(THREAD_N):
+                    acc[tm, tn] += a_frag[tm] * b_frag[tn]
+        cuda.syncthreads()
+
+
 @gpu_kernel(GEMM_SIGNATURE, fastmath=True)
 def gemm_register_blocked(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
     """64x64 tiles of C; each thread accumulates a 4x4 block of C in registers."""
@@ -275,57 +326,73 @@ def gemm_register_blocked(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias
     b_frag = cuda.local.array(THREAD_N, float32)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    tid = ty * THREADS_X + tx
     for tile_row in range(cuda.blockIdx.y, (m + BLOCK_M - 1) // BLOCK_M, cuda.gridDim.y):
         for tile_col in range(cuda.blockIdx.x, (n + BLOCK_N - 1) // BLOCK_N, cuda.gridDim.x):
             row0 = tile_row * BLOCK_M
             col0 = tile_col * BLOCK_N
-            for tm in range(THREAD_M):
-                for tn in range(THREAD_N):
-                    acc[tm, tn] = float32(0.0)
-            for k0 in range(0, k_total, BLOCK_K):
-                for load in range(LOADS_PER_THREAD):
-                    e = tid + load * THREADS
-                    if trans_a:  # A is (K, M): neighbouring threads read neighbouring rows of C
-                        r = e % BLOCK_M
-                        k = e // BLOCK_M
-                        gr = row0 + r
-                        gk = k0 + k
-                        tile_a[k, r] = a[gk, gr] if (gr < m and gk < k_total) else float32(0.0)
-                    else:  # A is (M, K): neighbouring threads read along k
-                        k = e % BLOCK_K
-                        r = e // BLOCK_K
-                        gr = row0 + r
-                        gk = k0 + k
-                        tile_a[k, r] = a[gr, gk] if (gr < m and gk < k_total) else float32(0.0)
-                    if trans_b:  # B is (N, K)
-                        k = e % BLOCK_K
-                        col = e // BLOCK_K
-                        gc = col0 + col
-                        gk = k0 + k
-                        tile_b[k, col] = b[gc, gk] if (gc < n and gk < k_total) else float32(0.0)
-                    else:  # B is (K, N)
-                        col = e % BLOCK_N
-                        k = e // BLOCK_N
-                        gc = col0 + col
-                        gk = k0 + k
-                        tile_b[k, col] = b[gk, gc] if (gc < n and gk < k_total) else float32(0.0)
-                cuda.syncthreads()
-                for k in range(BLOCK_K):
-                    for tm in range(THREAD_M):
-                        a_frag[tm] = tile_a[k, ty + tm * THREADS_Y]
-                    for tn in range(THREAD_N):
-                        b_frag[tn] = tile_b[k, tx + tn * THREADS_X]
-                    for tm in range(THREAD_M):
-                        for tn in range(THREAD_N):
-                            acc[tm, tn] += a_frag[tm] * b_frag[tn]
-                cuda.syncthreads()
+            _register_blocked_tile(acc, a_frag, b_frag, tile_a, tile_b, a, b, trans_a, trans_b, m, n, row0, col0,
+                                   0, k_total)
             for tm in range(THREAD_M):
                 i = row0 + ty + tm * THREADS_Y
                 for tn in range(THREAD_N):
                     j = col0 + tx + tn * THREADS_X
                     if i < m and j < n:
                         _store_epilogue(c, i, j, acc[tm, tn], alpha, beta, bias, has_bias, act)
+
+
+# Split-K. When C has few tiles and K is long, the grids above leave the GPU idle: a convolution's weight
+# gradient in LeNet's first layer is a 6x25 C, each element a sum over K = 50,176 pixels (batch 64), so
+# one block walks all of K while 131 SMs wait (measured on an H100: 10.5 ms for that layer's backward,
+# forward 0.2 ms). Split K into slices over blockIdx.z: each block writes its slice's partial tile into
+# partials[z]; a second kernel sums the slices in a fixed order (deterministic, unlike atomic adds)
+# and applies the epilogue.
+SPLIT_K_SIGNATURE = "void(float32[:, :, ::1], float32[:, ::1], float32[:, ::1], int32, int32)"
+SPLIT_K_MIN_SLICE = 256  # fewer k per slice and the partial sums cost more traffic than they save
+
+
+@gpu_kernel(SPLIT_K_SIGNATURE, fastmath=True)
+def gemm_split_k_partials(partials, a, b, trans_a, trans_b):
+    """partials[z] = op(A)[:, slice z] @ op(B)[slice z, :], one 64x64 tile per block, as register_blocked."""
+    splits, m, n = partials.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    # slices are whole multiples of BLOCK_K so that no tile load straddles two slices
+    slice_k = ((k_total + splits - 1) // splits + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+    tile_a = cuda.shared.array((BLOCK_K, TILE_A_COLS), float32)
+    tile_b = cuda.shared.array((BLOCK_K, TILE_B_COLS), float32)
+    acc = cuda.local.array((THREAD_M, THREAD_N), float32)
+    a_frag = cuda.local.array(THREAD_M, float32)
+    b_frag = cuda.local.array(THREAD_N, float32)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    for z in range(cuda.blockIdx.z, splits, cuda.gridDim.z):
+        k_begin = z * slice_k
+        k_end = min(k_begin + slice_k, k_total)
+        for tile_row in range(cuda.blockIdx.y, (m + BLOCK_M - 1) // BLOCK_M, cuda.gridDim.y):
+            for tile_col in range(cuda.blockIdx.x, (n + BLOCK_N - 1) // BLOCK_N, cuda.gridDim.x):
+                row0 = tile_row * BLOCK_M
+                col0 = tile_col * BLOCK_N
+                _register_blocked_tile(acc, a_frag, b_frag, tile_a, tile_b, a, b, trans_a, trans_b, m, n,
+                                       row0, col0, k_begin, k_end)  # an empty slice (k_begin >= K) gives 0
+                for tm in range(THREAD_M):
+                    i = row0 + ty + tm * THREADS_Y
+                    for tn in range(THREAD_N):
+                        j = col0 + tx + tn * THREADS_X
+                        if i < m and j < n:
+                            partials[z, i, j] = acc[tm, tn]
+
+
+@gpu_kernel("void(float32[:, ::1], float32[:, :, ::1], float32, float32, float32[::1], int32, int32)", fastmath=True)
+def gemm_split_k_reduce(c, partials, alpha, beta, bias, has_bias, act):
+    """C = act(alpha * sum_z partials[z] + beta * C + bias): one thread per element of C, z in order."""
+    splits, m, n = partials.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, m * n, stride):
+        i = e // n
+        j = e - i * n
+        acc = float32(0.0)
+        for z in range(splits):
+            acc += partials[z, i, j]
+        _store_epilogue(c, i, j, acc, alpha, beta, bias, has_bias, act)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -342,12 +409,39 @@ def _no_bias_device():
     return _NO_BIAS["array"]
 
 
+_SPLIT_K = {}
+
+
+def _multiprocessors() -> int:
+    if "sms" not in _SPLIT_K:
+        _SPLIT_K["sms"] = 2 if SIMULATOR else cuda.get_current_device().MULTIPROCESSOR_COUNT
+    return _SPLIT_K["sms"]
+
+
+def split_k_slices(m: int, n: int, k: int) -> int:
+    """How many K slices split_k uses: enough blocks for about two per SM, each slice >= SPLIT_K_MIN_SLICE."""
+    tiles = math.ceil(m / BLOCK_M) * math.ceil(n / BLOCK_N)
+    return max(1, min(math.ceil(2 * _multiprocessors() / tiles), k // SPLIT_K_MIN_SLICE))
+
+
+def _split_k_partials(splits: int, m: int, n: int):
+    """The partial sums' buffer, (splits, m, n), carved from one device buffer that only ever grows: after
+    the first steps of training no GEMM allocates. (One buffer: GEMMs on concurrent streams would need one
+    each; tilegrad issues its work on one stream.)"""
+    size = splits * m * n
+    if _SPLIT_K.get("buffer") is None or _SPLIT_K["buffer"].size < size:
+        _SPLIT_K["buffer"] = cuda.device_array(size, np.float32)
+    return _SPLIT_K["buffer"][:size].reshape((splits, m, n))
+
+
 @implements("gemm", "cuda")
 def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
               activation="none", version=None, stream=0):
-    m, n, _ = _check_gemm("cuda", out, a, b, trans_a, trans_b, bias, activation)
+    m, n, k = _check_gemm("cuda", out, a, b, trans_a, trans_b, bias, activation)
     if version is None:
         version = DEFAULT_CUDA_VERSION
+        if version == "register_blocked" and split_k_slices(m, n, k) >= 4:
+            version = "split_k"
     check_in("gemm", "version", version, CUDA_VERSIONS)
     args = (out, a, b, np.float32(alpha), np.float32(beta), np.int32(trans_a), np.int32(trans_b),
             _no_bias_device() if bias is None else bias, np.int32(bias is not None),
@@ -357,6 +451,13 @@ def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias
         gemm_naive[tiles_2d(m, n, block[1], block[0]), block, stream](*args)
     elif version == "shared_tiled":
         gemm_shared_tiled[tiles_2d(m, n, TILE, TILE), (TILE, TILE), stream](*args)
-    else:
+    elif version == "register_blocked":
         grid = tiles_2d(m, n, BLOCK_M, BLOCK_N)
         gemm_register_blocked[grid, (THREADS_X, THREADS_Y), stream](*args)
+    else:
+        splits = split_k_slices(m, n, k)
+        partials = _split_k_partials(splits, m, n)
+        grid_z = min(splits, 2) if SIMULATOR else splits
+        grid = (*tiles_2d(m, n, BLOCK_M, BLOCK_N), grid_z)
+        gemm_split_k_partials[grid, (THREADS_X, THREADS_Y), stream](partials, a, b, args[5], args[6])
+        launch_1d(gemm_split_k_reduce, m * n, stream=stream)(out, partials, *args[3:5], *args[7:])

@@ -77,9 +77,14 @@ def gpu_kernel(signature: str, fastmath: bool = False, notes: str = ""):
     return declare
 
 
-def device_function(fn):
-    """A ``@cuda.jit(device=True)`` helper: inlined into the kernels that call it."""
-    return cuda.jit(device=True)(fn)
+def device_function(fn=None, *, forceinline: bool = False):
+    """A ``@cuda.jit(device=True)`` helper, inlined into the kernels that call it. ``forceinline=True``
+    inlines it at the NVVM IR level, so local arrays passed in stay in the caller's registers."""
+    if fn is None:
+        return lambda f: device_function(f, forceinline=forceinline)
+    if SIMULATOR or not forceinline:
+        return cuda.jit(device=True)(fn)
+    return cuda.jit(device=True, forceinline=True)(fn)
 
 
 if SIMULATOR:

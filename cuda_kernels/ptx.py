@@ -33,6 +33,7 @@ class KernelReport:
     spill_loads: int
     f64_instructions: int
     local_instructions: int  # ld.local / st.local in the PTX itself
+    tanh_approx_instructions: int  # tanh.approx.f32: relative error up to 2^-11, what fastmath makes of math.tanh
     ptx_lines: int
     ptx: str = ""
 
@@ -105,6 +106,7 @@ def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelRepor
         spill_loads=_number(r"(\d+) bytes spill loads", log),
         f64_instructions=sum(1 for line in body if re.search(r"\.f64\b", line)),
         local_instructions=sum(1 for line in body if re.search(r"\b(ld|st)\.local\b", line)),
+        tanh_approx_instructions=sum(1 for line in body if "tanh.approx" in line),
         ptx_lines=len(body),
         ptx=ptx if keep_ptx else "",
     )

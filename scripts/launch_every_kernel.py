@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from cuda_kernels import KERNELS, get_backend  # noqa: E402
+from cuda_kernels import gemm as G  # noqa: E402
 from cuda_kernels.ceilings import copy_ceiling_kernel, fma_ceiling_kernel  # noqa: E402
 
 GPU, REF = get_backend("cuda"), get_backend("numpy")
@@ -62,6 +63,15 @@ def main() -> int:
                  "relu")
         check(f"gemm {version} 67x65x17", host(out), ref)
         launched.add(kernel)
+    # split-K: K long enough for several slices, and not a multiple of the slice (the last one is short)
+    m, n, k = 7, 66, 2 * G.SPLIT_K_MIN_SLICE + 37
+    a, b, bias, c0 = r(k, m), r(n, k), r(n), r(m, n)
+    out = dev(c0)
+    GPU.gemm(out, dev(a), dev(b), 0.5, 1.0, True, True, dev(bias), "relu", version="split_k")
+    ref = c0.astype(np.float64).copy()
+    REF.gemm(ref, a.astype(np.float64), b.astype(np.float64), 0.5, 1.0, True, True, bias.astype(np.float64), "relu")
+    check(f"gemm split_k {m}x{n}x{k} ({G.split_k_slices(m, n, k)} slices)", host(out), ref)
+    launched.update({"gemm_split_k_partials", "gemm_split_k_reduce"})
 
     x = r(3, 37)
     for act in ("relu", "tanh", "sigmoid"):

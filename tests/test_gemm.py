@@ -56,6 +56,34 @@ def test_every_cuda_version_on_a_tile_straddling_shape(version):
                           activation="relu", version=version, seed=3))
 
 
+@pytest.mark.gpu
+def test_split_k_sums_its_slices_in_order(monkeypatch):
+    # Small slices (8 k each) make several at test sizes, with K straddling the slice and the 64x64 tile,
+    # every epilogue, and a second run that must give the same bits (no atomics: a fixed summation order).
+    monkeypatch.setattr(G, "SPLIT_K_MIN_SLICE", 8)
+    sim = simulated("cuda")
+    dims = st.sampled_from([1, 7, 63, 65] if sim else [1, 7, 63, 64, 65, 129])
+    case = st.fixed_dictionaries({
+        "m": dims, "n": dims, "k": st.sampled_from([8, 9, 31, 57] if sim else [8, 9, 57, 250, 1031]),
+        "trans_a": st.booleans(), "trans_b": st.booleans(), "alpha": st.sampled_from([1.0, -2.0]),
+        "beta": st.sampled_from([0.0, 1.0]), "bias": st.booleans(),
+        "activation": st.sampled_from(["none", "relu", "tanh"]), "version": st.just("split_k"),
+        "seed": st.integers(0, 2**16)}).filter(lambda c: not sim or c["m"] * c["n"] <= 65 * 7)
+
+    def check(c):
+        assert G.split_k_slices(c["m"], c["n"], c["k"]) >= min(2, c["k"] // 8)
+        run_gemm("cuda", c)
+        rng = np.random.default_rng(c["seed"])
+        a, b = random_array(rng, (c["m"], c["k"])), random_array(rng, (c["k"], c["n"]))
+        k = kernels("cuda")
+        first, second = poisoned("cuda", (c["m"], c["n"])), poisoned("cuda", (c["m"], c["n"]))
+        for out in (first, second):
+            k.gemm(out, to_backend("cuda", a), to_backend("cuda", b), version="split_k")
+        assert np.array_equal(first.copy_to_host(), second.copy_to_host())
+
+    for_all("cuda", case, check, sim_examples=3)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("version", G.CPU_VERSIONS)
 def test_cpu_twins_at_realistic_size(version):

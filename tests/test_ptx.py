@@ -54,14 +54,21 @@ def test_no_float64_instruction(name):
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
+def test_no_coarse_tanh_approximation(name):
+    # found on an H100: fastmath turned math.tanh into tanh.approx.f32, 8e-6 off where the tests allow 2e-6
+    assert reports()[name]["tanh_approx_instructions"] == 0, f"{name}: tanh.approx.f32 (compile it without fastmath)"
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
 def test_no_register_spills(name):
     r = reports()[name]
     assert (r["spill_stores"], r["spill_loads"]) == (0, 0), f"{name} spills registers: {r}"
     assert r["registers"] <= 255, name
 
 
-def test_register_blocked_gemm_keeps_its_accumulators_in_registers():
-    r = reports()["gemm_register_blocked"]
+@pytest.mark.parametrize("name", ["gemm_register_blocked", "gemm_split_k_partials"])
+def test_register_blocked_gemm_keeps_its_accumulators_in_registers(name):
+    r = reports()[name]  # split-K shares the tile loop through a device function: it must inline
     assert r["local_instructions"] == 0 and r["local_bytes"] == 0, r
     assert r["shared_bytes"] > 0, "the register-blocked GEMM stages tiles in shared memory"
 
