@@ -33,7 +33,7 @@ ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # CPU: "blas_split" (the engine's: one block of C per Numba thread, each a single-threaded BLAS call,
 # see blas_calls.py), "blas" (one BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
 CPU_VERSIONS = ("blas_split", "blas", "prange")
-CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "split_k")
+CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "register_blocked_8x8", "split_k")
 # The engine's GEMM: register-blocked on a GPU. In the simulator every thread is a Python thread and
 # every barrier a thread rendezvous, so the barrier-free naive kernel (with few threads looping over
 # the output) is the one that keeps simulated training affordable; the tiled versions are verified
@@ -340,6 +340,100 @@ def gemm_register_blocked(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias
                         _store_epilogue(c, i, j, acc[tm, tn], alpha, beta, bias, has_bias, act)
 
 
+# Bigger register blocks: 128x128 tiles of C per block of 16 x 16 threads, 8x8 outputs per thread. Each
+# value read from shared memory now feeds 8 FMAs instead of 4 (16 shared loads per 64 FMAs, against 8 per
+# 16), and each tile of A and B loaded from global memory is reused 128 times instead of 64: the two
+# traffic ratios that cap the 4x4 version. Costs: 64 accumulators per thread (~128 registers, so 2 blocks
+# per SM), and a C smaller than 128x128 leaves more of each block idle.
+BLOCK_M8, BLOCK_N8 = 128, 128
+THREAD_M8, THREAD_N8 = 8, 8
+THREADS_Y8, THREADS_X8 = BLOCK_M8 // THREAD_M8, BLOCK_N8 // THREAD_N8
+THREADS8 = THREADS_X8 * THREADS_Y8
+LOADS_PER_THREAD8 = BLOCK_K * BLOCK_M8 // THREADS8
+TILE_A_COLS8, TILE_B_COLS8 = BLOCK_M8 + SMEM_PAD, BLOCK_N8 + SMEM_PAD
+
+
+@device_function(forceinline=True)
+def _store_row(c, acc, tm, i, j0, alpha, beta, bias, has_bias, act):
+    """Row tm of a thread's 8x8 block through the epilogue. The kernel calls it once per row with a constant
+    tm: written as one 8x8 loop nest, NVVM did not unroll 64 epilogues, indexed acc at run time and so put
+    all of it in local memory (256 B of lmem in the compile report)."""
+    m, n = c.shape
+    if i < m:
+        for tn in range(THREAD_N8):
+            j = j0 + tn * THREADS_X8
+            if j < n:
+                _store_epilogue(c, i, j, acc[tm, tn], alpha, beta, bias, has_bias, act)
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_register_blocked_8x8(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """128x128 tiles of C; each thread accumulates an 8x8 block of C in registers."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    tile_a = cuda.shared.array((BLOCK_K, TILE_A_COLS8), float32)  # tile_a[k, row]
+    tile_b = cuda.shared.array((BLOCK_K, TILE_B_COLS8), float32)  # tile_b[k, col]
+    acc = cuda.local.array((THREAD_M8, THREAD_N8), float32)
+    a_frag = cuda.local.array(THREAD_M8, float32)
+    b_frag = cuda.local.array(THREAD_N8, float32)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * THREADS_X8 + tx
+    for tile_row in range(cuda.blockIdx.y, (m + BLOCK_M8 - 1) // BLOCK_M8, cuda.gridDim.y):
+        for tile_col in range(cuda.blockIdx.x, (n + BLOCK_N8 - 1) // BLOCK_N8, cuda.gridDim.x):
+            row0 = tile_row * BLOCK_M8
+            col0 = tile_col * BLOCK_N8
+            for tm in range(THREAD_M8):
+                for tn in range(THREAD_N8):
+                    acc[tm, tn] = float32(0.0)
+            for k0 in range(0, k_total, BLOCK_K):
+                for load in range(LOADS_PER_THREAD8):  # the same loads as the 4x4 version, twice as many
+                    e = tid + load * THREADS8
+                    if trans_a:
+                        r = e % BLOCK_M8
+                        k = e // BLOCK_M8
+                        gr = row0 + r
+                        gk = k0 + k
+                        tile_a[k, r] = a[gk, gr] if (gr < m and gk < k_total) else float32(0.0)
+                    else:
+                        k = e % BLOCK_K
+                        r = e // BLOCK_K
+                        gr = row0 + r
+                        gk = k0 + k
+                        tile_a[k, r] = a[gr, gk] if (gr < m and gk < k_total) else float32(0.0)
+                    if trans_b:
+                        k = e % BLOCK_K
+                        col = e // BLOCK_K
+                        gc = col0 + col
+                        gk = k0 + k
+                        tile_b[k, col] = b[gc, gk] if (gc < n and gk < k_total) else float32(0.0)
+                    else:
+                        col = e % BLOCK_N8
+                        k = e // BLOCK_N8
+                        gc = col0 + col
+                        gk = k0 + k
+                        tile_b[k, col] = b[gk, gc] if (gc < n and gk < k_total) else float32(0.0)
+                cuda.syncthreads()
+                for k in range(BLOCK_K):
+                    for tm in range(THREAD_M8):
+                        a_frag[tm] = tile_a[k, ty + tm * THREADS_Y8]
+                    for tn in range(THREAD_N8):
+                        b_frag[tn] = tile_b[k, tx + tn * THREADS_X8]
+                    for tm in range(THREAD_M8):
+                        for tn in range(THREAD_N8):
+                            acc[tm, tn] += a_frag[tm] * b_frag[tn]
+                cuda.syncthreads()
+            # the epilogue row by row too, so that acc is only ever indexed by constants
+            _store_row(c, acc, 0, row0 + ty, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 1, row0 + ty + THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 2, row0 + ty + 2 * THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 3, row0 + ty + 3 * THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 4, row0 + ty + 4 * THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 5, row0 + ty + 5 * THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 6, row0 + ty + 6 * THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+            _store_row(c, acc, 7, row0 + ty + 7 * THREADS_Y8, col0 + tx, alpha, beta, bias, has_bias, act)
+
+
 # Split-K. When C has few tiles and K is long, the grids above leave the GPU idle: a convolution's weight
 # gradient in LeNet's first layer is a 6x25 C, each element a sum over K = 50,176 pixels (batch 64), so
 # one block walks all of K while 131 SMs wait (measured on an H100: 10.5 ms for that layer's backward,
@@ -454,6 +548,9 @@ def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias
     elif version == "register_blocked":
         grid = tiles_2d(m, n, BLOCK_M, BLOCK_N)
         gemm_register_blocked[grid, (THREADS_X, THREADS_Y), stream](*args)
+    elif version == "register_blocked_8x8":
+        grid = tiles_2d(m, n, BLOCK_M8, BLOCK_N8)
+        gemm_register_blocked_8x8[grid, (THREADS_X8, THREADS_Y8), stream](*args)
     else:
         splits = split_k_slices(m, n, k)
         partials = _split_k_partials(splits, m, n)

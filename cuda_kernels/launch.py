@@ -24,6 +24,18 @@ SIM_BLOCK_1D, SIM_MAX_BLOCKS = 32, 2
 GPU_BLOCK_1D, GPU_MAX_BLOCKS = 256, 132 * 16
 
 KERNELS: dict[str, GpuKernel] = {}
+MAX_CACHED_CONFIGS = 64  # launch configurations kept per kernel (grids differ by shape; few shapes per run)
+
+if not SIMULATOR:
+    # Our launchers choose small grids on purpose for small data (grid-stride loops), so numba-cuda's
+    # "grid size N will likely result in GPU under-utilization" warning would fire on most launches of a
+    # small model: noise in every log, and a warning raised per launch costs time on the launch path.
+    try:
+        from numba.cuda.core import config as _cuda_config
+
+        _cuda_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+    except ImportError:  # another numba-cuda layout: keep its default
+        pass
 
 
 class GpuKernel:
@@ -36,6 +48,7 @@ class GpuKernel:
         self.fastmath = fastmath
         self.notes = notes
         self._compiled = None
+        self._configs = {}
         self.__doc__ = py_func.__doc__
 
     @property
@@ -58,7 +71,17 @@ class GpuKernel:
             return cuda.jit(self.signature, fastmath=self.fastmath)(self.py_func)
 
     def __getitem__(self, launch_config):
-        return self.compiled[launch_config]
+        # numba-cuda builds a launch-configuration object on every kernel[grid, block, stream]; a training
+        # step asks for the same few configurations thousands of times, so keep them (a few µs a launch).
+        try:
+            return self._configs[launch_config]
+        except KeyError:
+            if len(self._configs) >= MAX_CACHED_CONFIGS:
+                self._configs.clear()
+            configured = self._configs[launch_config] = self.compiled[launch_config]
+            return configured
+        except TypeError:  # an unhashable launch configuration (a list): no caching
+            return self.compiled[launch_config]
 
     def __repr__(self) -> str:
         return f"GpuKernel({self.name}: {self.signature})"

@@ -51,11 +51,12 @@ def r(*shape):
 def main() -> int:
     from numba import cuda
 
-    # GEMM: all three versions, transposes, epilogue, a shape straddling the 64x64 and 16x16 tiles
+    # GEMM: every version, transposes, epilogue, a shape straddling the 64x64 and 16x16 tiles
     m, n, k = 67, 65, 17
     a, b, bias, c0 = r(k, m), r(n, k), r(n), r(m, n)
     for version, kernel in (("naive", "gemm_naive"), ("shared_tiled", "gemm_shared_tiled"),
-                            ("register_blocked", "gemm_register_blocked")):
+                            ("register_blocked", "gemm_register_blocked"),
+                            ("register_blocked_8x8", "gemm_register_blocked_8x8")):
         out = dev(c0)
         GPU.gemm(out, dev(a), dev(b), 0.5, 1.0, True, True, dev(bias), "relu", version=version)
         ref = c0.astype(np.float64).copy()

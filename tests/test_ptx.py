@@ -66,7 +66,7 @@ def test_no_register_spills(name):
     assert r["registers"] <= 255, name
 
 
-@pytest.mark.parametrize("name", ["gemm_register_blocked", "gemm_split_k_partials"])
+@pytest.mark.parametrize("name", ["gemm_register_blocked", "gemm_register_blocked_8x8", "gemm_split_k_partials"])
 def test_register_blocked_gemm_keeps_its_accumulators_in_registers(name):
     r = reports()[name]  # split-K shares the tile loop through a device function: it must inline
     assert r["local_instructions"] == 0 and r["local_bytes"] == 0, r

@@ -59,7 +59,8 @@ def gemm_cases(quick: bool) -> Iterator[Case]:
         ref = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
         # NUMPY_BLAS is the yardstick, not ours: np.matmul on all of BLAS's threads (the "vs BLAS" ratio)
         cpu_impls = ["blas_split", "blas"] + (["prange"] if m * n * k <= 1024**3 else []) + [NUMPY_BLAS]
-        cuda_impls = ["register_blocked", "split_k", "shared_tiled"] + (["naive"] if m * n * k <= 2048**3 else [])
+        cuda_impls = ["register_blocked_8x8", "register_blocked", "split_k", "shared_tiled"] + (
+            ["naive"] if m * n * k <= 2048**3 else [])
 
         def setup(dev, impl, a=a, b=b, ref=ref, m=m, n=n, trans_b=trans_b):
             A, B, C = dev.asarray(a), dev.asarray(b), dev.empty((m, n))
