@@ -34,12 +34,10 @@ ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # see blas_calls.py), "blas" (one BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
 CPU_VERSIONS = ("blas_split", "blas", "prange")
 CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "register_blocked_8x8", "split_k")
-# The engine's GEMM: register-blocked on a GPU. In the simulator every thread is a Python thread and
-# every barrier a thread rendezvous, so the barrier-free naive kernel (with few threads looping over
-# the output) is the one that keeps simulated training affordable; the tiled versions are verified
-# by their own property tests there.
-# On a GPU, register_blocked hands over to split_k when C has too few tiles to fill the GPU (see there).
-DEFAULT_CUDA_VERSION = "naive" if SIMULATOR else "register_blocked"
+# The engine's GEMM on a GPU: the version that fills the GPU best at the shape (pick_cuda_version). In the
+# simulator every thread is a Python thread and every barrier a thread rendezvous, so the barrier-free
+# naive kernel (with few threads looping over the output) is the one that keeps simulated training
+# affordable; the tiled versions are verified by their own property tests there.
 
 
 def _check_gemm(backend, out, a, b, trans_a, trans_b, bias, activation):
@@ -528,14 +526,28 @@ def _split_k_partials(splits: int, m: int, n: int):
     return _SPLIT_K["buffer"][:size].reshape((splits, m, n))
 
 
+def pick_cuda_version(m: int, n: int, k: int) -> str:
+    """The engine's GEMM on a GPU, by how many blocks each version would give the GPU's SMs. Every rule is
+    a measured row of the bench (H200, 2026-11-27, benchmarks/results/2026-11-27-gpu/run4): at 2048^3 and
+    4096^3 the 8x8 blocks win (1.4x and 1.7x the 4x4); at 512^3, 256^3 and the Dense layers' shapes
+    there are too few 64x64 tiles, and the 16x16 tiles of shared_tiled win (up to 1.75x); a long K over
+    few tiles (conv weight gradients) goes to split_k."""
+    sms = _multiprocessors()
+    if math.ceil(m / BLOCK_M8) * math.ceil(n / BLOCK_N8) >= sms:
+        return "register_blocked_8x8"
+    if split_k_slices(m, n, k) >= 4:
+        return "split_k"
+    if math.ceil(m / BLOCK_M) * math.ceil(n / BLOCK_N) >= sms:
+        return "register_blocked"
+    return "shared_tiled"
+
+
 @implements("gemm", "cuda")
 def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
               activation="none", version=None, stream=0):
     m, n, k = _check_gemm("cuda", out, a, b, trans_a, trans_b, bias, activation)
     if version is None:
-        version = DEFAULT_CUDA_VERSION
-        if version == "register_blocked" and split_k_slices(m, n, k) >= 4:
-            version = "split_k"
+        version = "naive" if SIMULATOR else pick_cuda_version(m, n, k)
     check_in("gemm", "version", version, CUDA_VERSIONS)
     args = (out, a, b, np.float32(alpha), np.float32(beta), np.int32(trans_a), np.int32(trans_b),
             _no_bias_device() if bias is None else bias, np.int32(bias is not None),

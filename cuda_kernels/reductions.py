@@ -280,6 +280,40 @@ def column_sums_kernel(out, x, accumulate):
         cuda.syncthreads()  # the next tile reuses `partial`
 
 
+# A tall, narrow x (a convolution's bias gradient: 6 columns of 200,704 rows in LeNet's first layer at
+# batch 256) gives the kernel above one block whose threads each walk 25,000 rows one after another. On
+# an H200 that layer's backward took 4.0 ms of a 7.8 ms training step (cli.py profile); this block is
+# the likely cause (the layer's other kernels have hundreds of blocks). So past ROW_CHUNK rows, sum in
+# two passes: chunks of rows in parallel into partials (chunks, cols), then the kernel above over the
+# partials, in a fixed order (deterministic, unlike atomic adds).
+ROW_CHUNK = 1024
+
+
+@gpu_kernel("void(float32[:, ::1], float32[:, ::1])", fastmath=True)
+def column_chunk_sums_kernel(partials, x):
+    """partials[c, j] = sum of x[i, j] over the rows i of chunk c; blocks of 32 columns x 8 row stripes."""
+    partial = cuda.shared.array((ROW_STRIPES, COLUMN_TILE), float32)
+    rows, cols = x.shape
+    chunks = partials.shape[0]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    for tile in range(cuda.blockIdx.x, (cols + COLUMN_TILE - 1) // COLUMN_TILE, cuda.gridDim.x):
+        j = tile * COLUMN_TILE + tx
+        for chunk in range(cuda.blockIdx.y, chunks, cuda.gridDim.y):
+            acc = float32(0.0)
+            if j < cols:
+                for i in range(chunk * ROW_CHUNK + ty, min((chunk + 1) * ROW_CHUNK, rows), ROW_STRIPES):
+                    acc += x[i, j]
+            partial[ty, tx] = acc
+            cuda.syncthreads()
+            if ty == 0:
+                for stripe in range(1, ROW_STRIPES):
+                    acc += partial[stripe, tx]
+                if j < cols:
+                    partials[chunk, j] = acc
+            cuda.syncthreads()  # the next chunk reuses `partial`
+
+
 @device_function
 def _fold_block(partial, t):
     """Tree-sum ``partial[:blockDim.x]`` into ``partial[0]`` (blockDim.x a power of two); every thread
@@ -389,10 +423,28 @@ def count_equal_kernel(out, a, b, accumulate):
 # ------------------------------------------------------------------------------------------------
 
 
+_CHUNK_PARTIALS = {}
+
+
+def _chunk_partials(chunks: int, cols: int):
+    """The (chunks, cols) partial sums, carved from one device buffer that only grows (no allocation once
+    a training run has seen its shapes; one buffer: tilegrad issues its work on one stream)."""
+    size = chunks * cols
+    if _CHUNK_PARTIALS.get("buffer") is None or _CHUNK_PARTIALS["buffer"].size < size:
+        _CHUNK_PARTIALS["buffer"] = cuda.device_array(size, np.float32)
+    return _CHUNK_PARTIALS["buffer"][:size].reshape((chunks, cols))
+
+
 @implements("column_sums", "cuda")
 def column_sums_cuda(out, x, accumulate=False, stream=0):
     rows, cols = _check_column_sums("cuda", out, x)
     grid = tiles_2d(1, cols, 1, COLUMN_TILE)[0]
+    chunks = math.ceil(rows / ROW_CHUNK)
+    if chunks > 1:
+        partials = _chunk_partials(chunks, cols)
+        chunk_grid = (grid, min(chunks, 2) if SIMULATOR else min(chunks, 65535))
+        column_chunk_sums_kernel[chunk_grid, (COLUMN_TILE, ROW_STRIPES), stream](partials, x)
+        x = partials
     column_sums_kernel[grid, (COLUMN_TILE, ROW_STRIPES), stream](out, x, np.int32(accumulate))
 
 

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 
 from cuda_kernels import KERNELS, get_backend  # noqa: E402
 from cuda_kernels import gemm as G  # noqa: E402
+from cuda_kernels import reductions as R  # noqa: E402
 from cuda_kernels.ceilings import copy_ceiling_kernel, fma_ceiling_kernel  # noqa: E402
 
 GPU, REF = get_backend("cuda"), get_backend("numpy")
@@ -130,6 +131,11 @@ def main() -> int:
     sums = dev(np.empty(10, np.float32))
     GPU.column_sums(sums, dev(logits))
     check("column_sums", host(sums), logits.astype(np.float64).sum(0))
+    tall = r(2 * R.ROW_CHUNK + 5, 6)  # a conv bias gradient's shape: the two-pass path, a short last chunk
+    sums6 = dev(np.ones(6, np.float32))
+    GPU.column_sums(sums6, dev(tall), accumulate=True)
+    check("column_sums (two passes, accumulate)", host(sums6), 1 + tall.astype(np.float64).sum(0))
+    launched.add("column_chunk_sums_kernel")
     arg, count = dev(np.empty(37, np.int32)), dev(np.zeros(1, np.int32))
     GPU.argmax_rows(arg, dev(logits))
     GPU.count_equal(count, arg, dev(labels))

@@ -127,3 +127,14 @@ def test_gemm_rejects_views_and_arrays_on_the_wrong_device():
         kernels("cpu").gemm(np.ones((4, 4), np.float32), to_backend("cuda", a), np.ones((6, 4), np.float32))
     with pytest.raises(ValueError, match="overlaps an input"):
         kernels("cpu").gemm(a, a, np.ones((6, 6), np.float32))
+
+
+def test_the_engine_picks_the_gemm_version_that_won_each_measured_shape(monkeypatch):
+    # H200 bench, 2026-11-27 (benchmarks/results/2026-11-27-gpu/run4): the fastest version at each shape
+    monkeypatch.setitem(G._SPLIT_K, "sms", 132)
+    measured_best = {(4096, 4096, 4096): "register_blocked_8x8", (2048, 2048, 2048): "register_blocked_8x8",
+                     (1024, 1024, 1024): "register_blocked", (512, 512, 512): "shared_tiled",
+                     (256, 256, 256): "shared_tiled", (64, 120, 400): "shared_tiled", (256, 256, 784): "shared_tiled",
+                     (6, 25, 50176): "split_k"}  # LeNet c1's weight gradient, b64: conv c1 fwd+bwd 10.5 -> 1.6 ms
+    # with split_k (H100 before, H200 after: different cards, but a 6x change in a launch-bound layer)
+    assert {shape: G.pick_cuda_version(*shape) for shape in measured_best} == measured_best

@@ -5,6 +5,8 @@ import pytest
 from hypothesis import strategies as st
 from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend, to_host
 
+from cuda_kernels import reductions as R
+
 
 def case(backend):
     sim = simulated(backend)
@@ -41,6 +43,26 @@ def test_softmax_cross_entropy_forward_backward(backend):
         assert_close(dlogits, d64, 1e-5, 1e-7, "dlogits")
 
     for_all(backend, case(backend), check, sim_examples=3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_column_sums_of_tall_narrow_matrices(backend):
+    # a convolution's bias gradient: few columns, many rows; on the GPU past ROW_CHUNK rows in two passes
+    chunk = R.ROW_CHUNK
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        x = random_array(rng, (c["rows"], c["cols"]))
+        start = random_array(rng, (c["cols"],))
+        expected = x.astype(np.float64).sum(0) + (start if c["accumulate"] else 0)  # before: sums may be start
+        k = kernels(backend)
+        sums = to_backend(backend, start) if c["accumulate"] else poisoned(backend, (c["cols"],))
+        k.column_sums(sums, to_backend(backend, x), accumulate=c["accumulate"])
+        assert_close(sums, expected, 1e-5, 1e-5 * c["rows"] ** 0.5, f"column_sums {c}")
+
+    for_all(backend, st.fixed_dictionaries({
+        "rows": st.sampled_from([chunk - 1, chunk, chunk + 1, 2 * chunk + 7]), "cols": st.sampled_from([1, 6, 33]),
+        "accumulate": st.booleans(), "seed": st.integers(0, 999)}), check, sim_examples=3)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
