@@ -92,7 +92,9 @@ else
     --ops gemm,optim,train,conv,pool,rnn --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
 fi
 
-step launch "launch overhead" 40 launch-overhead.json $PY scripts/launch_overhead.py
+# its JSON line alone in the .json (numba-cuda's warnings go to the .log)
+step launch "launch overhead" 40 launch-overhead.log bash -c \
+  "$PY scripts/launch_overhead.py > '$LOGDIR/launch-overhead.json'"
 
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 for tool in memcheck racecheck synccheck; do
