@@ -487,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", choices=DEVICE_CHOICES + ("all",), default=argparse.SUPPRESS,
                        help="cpu, cuda, all (both), auto (default: both when there is a GPU); sim: CPU rows only, "
                             "the simulator is never timed")
-    bench.add_argument("--ops", default=None, help="comma-separated subset of gemm,conv,pool,rnn,optim,train")
+    bench.add_argument("--ops", default=None,
+                       help="comma-separated subset of gemm,conv,pool,elementwise,rnn,optim,train")
     bench.add_argument("--quick", action="store_true", help="fewer cases and repeats (about a minute on 2 cores)")
     bench.add_argument("--threads", type=int, default=None, help="CPU threads for the multi-core rows "
                        "(default: all); the 1-thread rows always run")

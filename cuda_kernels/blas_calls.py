@@ -23,6 +23,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.np.linalg import ensure_blas
 
+from .cpu_tanh import tanh_float32
+
 ensure_blas()  # imports scipy.linalg.cython_blas, which numba_xxgemm looks sgemm up in
 
 _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
@@ -65,7 +67,7 @@ def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
             if act == ACT_RELU:
                 v = max(v, np.float32(0.0))
             elif act == ACT_TANH:
-                v = np.tanh(v)
+                v = tanh_float32(v)
             c[i, j] = v
 
 

@@ -19,6 +19,7 @@ from numba import cuda, float32, njit, prange
 
 from .backend import implements
 from .checks import check_array, float_dtype
+from .cpu_tanh import tanh_float32
 from .launch import device_function, gpu_kernel, launch_1d
 
 ACTIVATIONS = {"relu": 1, "tanh": 2, "sigmoid": 3}
@@ -197,7 +198,7 @@ def _activation_forward_cpu(out, x, act):
         if act == ACT_RELU:
             out[i] = max(v, np.float32(0.0))
         elif act == ACT_TANH:
-            out[i] = np.tanh(v)
+            out[i] = tanh_float32(v)
         else:
             out[i] = np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
 

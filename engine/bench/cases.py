@@ -155,6 +155,32 @@ def pool_cases(quick: bool) -> Iterator[Case]:
 
 
 # ------------------------------------------------------------------------------------------------
+def elementwise_cases(quick: bool) -> Iterator[Case]:
+    """Memory-bound passes: their yardstick is the copy ceiling (ReLU and tanh read 4 and write 4 bytes per
+    element, add reads 8 and writes 4)."""
+    sizes = [1 << 20] + ([] if quick else [1 << 24])
+    for size in sizes:
+        rng = np.random.default_rng(size % 997)
+        x = rng.standard_normal(size).astype(np.float32)
+        y = rng.standard_normal(size).astype(np.float32)
+        for name, moved in (("relu", 8), ("tanh", 8), ("add", 12)):
+            x64 = x.astype(np.float64)
+            ref = {"relu": np.maximum(x64, 0.0), "tanh": np.tanh(x64), "add": x64 + y}[name]
+
+            def setup(dev, impl, name=name, ref=ref, x=x, y=y):
+                X, Y, out = dev.asarray(x), dev.asarray(y), dev.empty(x.shape)
+                if name == "add":
+                    run = lambda: dev.kernels.add(out, X, Y)  # noqa: E731
+                else:
+                    run = lambda: dev.kernels.activation_forward(out, X, name)  # noqa: E731
+                return run, lambda: rel_error(_host(dev, out), ref)
+
+            yield Case("elementwise", f"{name} {size / (1 << 20):g}M floats",
+                       {"cpu": ["prange"], "cuda": ["grid-stride"]}, setup, bytes=float(moved * size),
+                       peer={"kind": "elementwise", "name": name, "x": x, "y": y})
+
+
+# ------------------------------------------------------------------------------------------------
 def rnn_cases(quick: bool) -> Iterator[Case]:
     from layers import RNN
 
@@ -257,7 +283,8 @@ def train_cases(quick: bool) -> Iterator[Case]:
 
 
 def all_cases(ops: list[str], quick: bool, gpu: bool) -> Iterator[Case]:
-    makers = {"gemm": gemm_cases, "conv": conv_cases, "pool": pool_cases, "rnn": rnn_cases,
+    makers = {"gemm": gemm_cases, "conv": conv_cases, "pool": pool_cases, "elementwise": elementwise_cases,
+              "rnn": rnn_cases,
               "optim": lambda q: optim_cases(q, gpu), "train": train_cases}
     for op in ops:
         yield from makers[op](quick)

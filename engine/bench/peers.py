@@ -115,6 +115,12 @@ def _peer(spec: dict, device):
             if spec["direction"] != "forward":
                 y.backward(dy)
         return run, lambda: None
+    if kind == "elementwise":
+        x, y = _t(spec["x"], device), _t(spec["y"], device)
+        out = torch.empty_like(x)
+        ops = {"relu": lambda: torch.clamp_min(x, 0.0, out=out), "tanh": lambda: torch.tanh(x, out=out),
+               "add": lambda: torch.add(x, y, out=out)}
+        return ops[spec["name"]], lambda: None
     if kind == "rnn":
         x, dy = _t(spec["x"], device, True), _t(spec["dy"], device)
         rnn = torch.nn.RNN(x.shape[2], spec["h"], batch_first=True).to(device)

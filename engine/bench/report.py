@@ -60,7 +60,8 @@ def save_plot(result: dict, path) -> None:
     bars = sorted(best.values(), key=lambda r: (r["op"], r["case"], r["device"], r["impl"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(16, max(6, 0.28 * len(bars) + 2)),
                                       gridspec_kw={"width_ratios": [1.2, 1]})
-    colors = {"gemm": "tab:blue", "conv": "tab:orange", "pool": "tab:green", "rnn": "tab:red", "optim": "tab:purple"}
+    colors = {"gemm": "tab:blue", "conv": "tab:orange", "pool": "tab:green", "elementwise": "tab:brown",
+              "rnn": "tab:red", "optim": "tab:purple"}
     labels = [f"{r['op']}: {r['case']} [{r['device']} {r['impl']}]" for r in bars]
     values = [r["pct_of_ceiling"] for r in bars]
     y = range(len(bars))

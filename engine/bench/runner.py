@@ -10,7 +10,7 @@ from .cases import NUMPY_BLAS, all_cases
 from .ceilings import cpu_ceilings, gpu_ceilings
 from .timing import cpu_threads, time_calls
 
-ALL_OPS = ("gemm", "conv", "pool", "rnn", "optim", "train")
+ALL_OPS = ("gemm", "conv", "pool", "elementwise", "rnn", "optim", "train")
 NO_GPU_NOTE = ("no GPU here: run the bench on a GPU machine for the cuda rows; the simulator only checks "
                "correctness (python cli.py --device sim check) and is never timed")
 
