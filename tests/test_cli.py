@@ -39,7 +39,7 @@ def test_bench_quick_covers_every_op_family_with_a_validation_error_on_every_row
     assert {"cpu", "threads", "gpu", "numba", "numba_cuda"} <= set(data["machine"])
     assert data["ceilings"]["cpu"]["gflops"] > 0 and data["ceilings"]["cpu"]["gbps"] > 0
     ours = [r for r in data["results"] if r["device"] == "cpu"]
-    assert {r["op"] for r in ours} == {"gemm", "conv", "pool", "rnn", "optim", "train"}
+    assert {r["op"] for r in ours} == {"gemm", "conv", "pool", "elementwise", "rnn", "optim", "train"}
     for row in ours:
         for key in ("op", "case", "device", "impl", "median_ms", "gflops", "gbps", "pct_of_ceiling", "speedup_vs_cpu",
                     "vs_peer", "max_rel_err"):
