@@ -76,7 +76,7 @@ def cmd_info(args) -> int:
         ("BLAS", blas),
         ("numba / numba-cuda", f"{info['numba']} / {info['numba_cuda']}"),
         ("CUDA toolchain (PTX with no GPU)", toolchain),
-        ("Python / NumPy", f"{info['python']} / {info['numpy']}"),
+        ("Python / NumPy", f"{info['python']} / {info['numpy']}" + _numpy_compat_note()),
     ]:
         table.add_row(key, value)
     Console().print(table)
@@ -124,6 +124,12 @@ def _parse_list(text: str, allowed, what: str) -> list[str]:
     if bad or not items:
         raise CliError(f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
     return items
+
+
+def _numpy_compat_note() -> str:
+    from cuda_kernels.numpy_compat import RESTORED
+
+    return f" (restored for numba-cuda: np.{', np.'.join(RESTORED)})" if RESTORED else ""
 
 
 def cmd_bench(args) -> int:
