@@ -28,8 +28,8 @@ MAX_CACHED_CONFIGS = 64  # launch configurations kept per kernel (grids differ b
 
 if not SIMULATOR:
     # Our launchers choose small grids on purpose for small data (grid-stride loops), so numba-cuda's
-    # "grid size N will likely result in GPU under-utilization" warning would fire on most launches of a
-    # small model: noise in every log, and a warning raised per launch costs time on the launch path.
+    # "grid size N will likely result in GPU under-utilization" warning fires on most launches of a small
+    # model: 156 warnings in one run of the gpu test tier on an H100, none of them actionable.
     try:
         from numba.cuda.core import config as _cuda_config
 
@@ -72,7 +72,8 @@ class GpuKernel:
 
     def __getitem__(self, launch_config):
         # numba-cuda builds a launch-configuration object on every kernel[grid, block, stream]; a training
-        # step asks for the same few configurations thousands of times, so keep them (a few µs a launch).
+        # step asks for the same few configurations again and again, so keep them. (Small: on an H200 a
+        # no-op launch took 11.3 µs configured each time, 10.9 µs configured once.)
         try:
             return self._configs[launch_config]
         except KeyError:
