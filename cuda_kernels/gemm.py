@@ -30,7 +30,7 @@ from scipy.linalg import blas
 from .backend import implements
 from .blas_calls import ACT_NONE, ACT_RELU, ACT_TANH, apply_epilogue, gemm_blas_split
 from .checks import check_array, check_dtype_family, check_in, float_dtype
-from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, tiles_2d
+from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
 
 ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # CPU: "blas_split" (the engine's: one block of C per Numba thread, each a single-threaded BLAS call,
@@ -504,29 +504,19 @@ def _no_bias_device():
     return _NO_BIAS["array"]
 
 
-_SPLIT_K = {}
+_GPU_FACTS = {}  # the current GPU's multiprocessor count, asked once
 
 
 def _multiprocessors() -> int:
-    if "sms" not in _SPLIT_K:
-        _SPLIT_K["sms"] = 2 if SIMULATOR else cuda.get_current_device().MULTIPROCESSOR_COUNT
-    return _SPLIT_K["sms"]
+    if "sms" not in _GPU_FACTS:
+        _GPU_FACTS["sms"] = 2 if SIMULATOR else cuda.get_current_device().MULTIPROCESSOR_COUNT
+    return _GPU_FACTS["sms"]
 
 
 def split_k_slices(m: int, n: int, k: int) -> int:
     """How many K slices split_k uses: enough blocks for about two per SM, each slice >= SPLIT_K_MIN_SLICE."""
     tiles = math.ceil(m / BLOCK_M) * math.ceil(n / BLOCK_N)
     return max(1, min(math.ceil(2 * _multiprocessors() / tiles), k // SPLIT_K_MIN_SLICE))
-
-
-def _split_k_partials(splits: int, m: int, n: int):
-    """The partial sums' buffer, (splits, m, n), carved from one device buffer that only ever grows: after
-    the first steps of training no GEMM allocates. (One buffer: GEMMs on concurrent streams would need one
-    each; tilegrad issues its work on one stream.)"""
-    size = splits * m * n
-    if _SPLIT_K.get("buffer") is None or _SPLIT_K["buffer"].size < size:
-        _SPLIT_K["buffer"] = cuda.device_array(size, np.float32)
-    return _SPLIT_K["buffer"][:size].reshape((splits, m, n))
 
 
 def pick_cuda_version(m: int, n: int, k: int) -> str:
@@ -568,7 +558,7 @@ def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias
         gemm_register_blocked_8x8[grid, (THREADS_X8, THREADS_Y8), stream](*args)
     else:
         splits = split_k_slices(m, n, k)
-        partials = _split_k_partials(splits, m, n)
+        partials = scratch("gemm split-k partials", (splits, m, n))
         grid_z = min(splits, 2) if SIMULATOR else splits
         grid = (*tiles_2d(m, n, BLOCK_M, BLOCK_N), grid_z)
         gemm_split_k_partials[grid, (THREADS_X, THREADS_Y), stream](partials, a, b, args[5], args[6])

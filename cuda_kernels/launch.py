@@ -13,6 +13,7 @@ import math
 import warnings
 
 import numba
+import numpy as np
 from numba import cuda
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
@@ -120,6 +121,21 @@ else:
 def is_device_array(x) -> bool:
     """A numba-cuda device array (or the simulator's stand-in); checked on every kernel-layer call."""
     return isinstance(x, _DeviceArray)
+
+
+_SCRATCH: dict = {}
+
+
+def scratch(name: str, shape: tuple[int, ...]):
+    """A float32 device array of ``shape`` carved from the scratch buffer ``name``, which only ever grows:
+    once a training run has seen its shapes, no launcher allocates (split-K's partial tiles, two-pass
+    column sums). One buffer per name: tilegrad issues its work on one stream, so two launches never
+    use the same one at the same time."""
+    size = math.prod(shape)
+    buffer = _SCRATCH.get(name)
+    if buffer is None or buffer.size < size:
+        buffer = _SCRATCH[name] = cuda.device_array(size, np.float32)
+    return buffer[:size].reshape(shape)
 
 
 def blocks_1d(n: int, block: int | None = None) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from numba import cuda, float32, int32, njit, prange
 
 from .backend import implements
 from .checks import INDEX, check_array, float_dtype
-from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, tiles_2d
+from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
 
 REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
 REDUCE_SHARED = 256
@@ -423,25 +423,13 @@ def count_equal_kernel(out, a, b, accumulate):
 # ------------------------------------------------------------------------------------------------
 
 
-_CHUNK_PARTIALS = {}
-
-
-def _chunk_partials(chunks: int, cols: int):
-    """The (chunks, cols) partial sums, carved from one device buffer that only grows (no allocation once
-    a training run has seen its shapes; one buffer: tilegrad issues its work on one stream)."""
-    size = chunks * cols
-    if _CHUNK_PARTIALS.get("buffer") is None or _CHUNK_PARTIALS["buffer"].size < size:
-        _CHUNK_PARTIALS["buffer"] = cuda.device_array(size, np.float32)
-    return _CHUNK_PARTIALS["buffer"][:size].reshape((chunks, cols))
-
-
 @implements("column_sums", "cuda")
 def column_sums_cuda(out, x, accumulate=False, stream=0):
     rows, cols = _check_column_sums("cuda", out, x)
     grid = tiles_2d(1, cols, 1, COLUMN_TILE)[0]
     chunks = math.ceil(rows / ROW_CHUNK)
     if chunks > 1:
-        partials = _chunk_partials(chunks, cols)
+        partials = scratch("column-sum partials", (chunks, cols))
         chunk_grid = (grid, min(chunks, 2) if SIMULATOR else min(chunks, 65535))
         column_chunk_sums_kernel[chunk_grid, (COLUMN_TILE, ROW_STRIPES), stream](partials, x)
         x = partials

@@ -131,7 +131,7 @@ def test_gemm_rejects_views_and_arrays_on_the_wrong_device():
 
 def test_the_engine_picks_the_gemm_version_that_won_each_measured_shape(monkeypatch):
     # H200 bench, 2026-11-27 (benchmarks/results/2026-11-27-gpu/run4): the fastest version at each shape
-    monkeypatch.setitem(G._SPLIT_K, "sms", 132)
+    monkeypatch.setitem(G._GPU_FACTS, "sms", 132)
     measured_best = {(4096, 4096, 4096): "register_blocked_8x8", (2048, 2048, 2048): "register_blocked_8x8",
                      (1024, 1024, 1024): "register_blocked", (512, 512, 512): "shared_tiled",
                      (256, 256, 256): "shared_tiled", (64, 120, 400): "shared_tiled", (256, 256, 784): "shared_tiled",
