@@ -70,11 +70,11 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
         ceilings["cuda"] = gpu_ceilings(config.quick)
     devices = {name: Device(name) for name in config.devices}
     cases = list(all_cases(config.ops, config.quick, gpu="cuda" in devices))
-    rows, peer_jobs = [], []
+    rows = []
     started = time.perf_counter()
     interrupted = None
     try:
-        _run_cases(cases, devices, config, thread_counts, rows, peer_jobs, progress)
+        _run_cases(cases, devices, config, thread_counts, rows, progress)
     except KeyboardInterrupt:
         # Ctrl-C (or `timeout --signal=INT`): keep every row measured so far, say where it stopped
         done = {r["case"] for r in rows}
@@ -95,8 +95,10 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
             "seconds": time.perf_counter() - started, "interrupted": interrupted}
 
 
-def _run_cases(cases, devices, config, thread_counts, rows, peer_jobs, progress) -> None:
-    """Every case on every device, implementation and thread count; each family's peers right after it."""
+def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
+    """Every case on every device, implementation and thread count, appended to ``rows`` as it is measured
+    (so an interrupted run keeps them); each family's peers right after it."""
+    peer_jobs = []
     for index, case in enumerate(cases):
         if progress:
             progress(index, len(cases), f"{case.op}: {case.case}")
