@@ -32,6 +32,9 @@ started=$(date +%s)
 TOTAL_LIMIT=${TOTAL_LIMIT:-400}  # seconds for all steps together: the summary always gets printed in time
 # ONLY=bench,train reruns some steps (keys: versions,tests,bench,launch,memcheck,racecheck,synccheck,train)
 ONLY=${ONLY:-}
+# what the bench step times: a rerun that follows up on GPU rows alone can skip the CPU (BENCH_DEVICE=cuda)
+BENCH_DEVICE=${BENCH_DEVICE:-all}
+BENCH_OPS=${BENCH_OPS:-gemm,optim,train,conv,pool,elementwise,rnn}
 
 step() {  # step KEY NAME LIMIT_S LOGFILE COMMAND...
   local key=$1 name=$2 limit=$3 log=$4; shift 4
@@ -88,8 +91,8 @@ if [ "$DRY" = 1 ]; then
   step bench "bench (CPU, quick: dry run)" 150 bench.txt $PY cli.py bench --quick --device cpu --ops gemm,optim \
     --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
 else
-  step bench "bench --device all --peers" 200 bench.txt $PY cli.py bench --device all --peers \
-    --ops gemm,optim,train,conv,pool,rnn --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
+  step bench "bench --device $BENCH_DEVICE --peers" 200 bench.txt $PY cli.py bench --device "$BENCH_DEVICE" --peers \
+    --ops "$BENCH_OPS" --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
 fi
 
 # its JSON line alone in the .json (numba-cuda's warnings go to the .log)
