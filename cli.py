@@ -427,7 +427,11 @@ def cmd_profile(args) -> int:
     from engine.recipes import build_model, build_optimizer
 
     dev = Device(args.device or "auto")
-    x, y = random_batch(args.model, args.batch_size)
+    if args.features is not None and args.model != "mlp":
+        raise ValueError(f"--features: only the mlp takes a feature count (got --model {args.model})")
+    if args.features is not None and args.features < 1:
+        raise ValueError(f"--features: expected a positive count, got {args.features}")
+    x, y = random_batch(args.model, args.batch_size, mlp_features=args.features or 64)
     model = build_model(args.model, dev, x)
     optimizer = build_optimizer("adam", model.parameters(), None, args.model)
     rows = profile_step(model, L.SoftmaxCrossEntropy(), optimizer, x, y, steps=args.steps)
@@ -435,7 +439,8 @@ def cmd_profile(args) -> int:
         _write_json(args.json, {"model": args.model, "device": repr(dev), "batch_size": args.batch_size, "parts": rows})
     from rich.table import Table
 
-    table = Table(title=f"one training step of {args.model}, batch {args.batch_size}, on {dev!r} "
+    shape = f" ({x.shape[1]} inputs)" if args.model == "mlp" else ""
+    table = Table(title=f"one training step of {args.model}{shape}, batch {args.batch_size}, on {dev!r} "
                         f"(median of {args.steps} steps, synchronized)", title_justify="left")
     table.add_column("part")
     table.add_column("ms", justify="right")
@@ -542,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--model", choices=("mlp", "lenet", "rnn"), default="lenet")
     profile.add_argument("--batch-size", type=int, default=64)
     profile.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps")
+    profile.add_argument("--features", type=int, default=None, metavar="N",
+                         help="mlp input width (default 64, the digits; 784 is the bench's MLP, MNIST-sized)")
     profile.add_argument("--device", choices=DEVICE_CHOICES, default=argparse.SUPPRESS, help=device_help)
     profile.add_argument("--json", metavar="FILE", help="write the table as JSON")
     profile.set_defaults(run=cmd_profile)

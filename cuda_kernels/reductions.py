@@ -135,14 +135,55 @@ def count_equal_reference(out, a, b, accumulate=False):
 # ------------------------------------------------------------------------------------------------
 
 
+# Column sums on the CPU walk rows, never columns: a column of a row-major matrix is a strided walk that
+# does not vectorize (one thread per whole column, measured: 45-51 us for 256x256, 101 us for 50,176x6).
+# Wide matrices (a Dense bias gradient): each thread owns CPU_COLUMN_BLOCK columns and adds row after row
+# into a local accumulator (SIMD adds; 4.5 us for 256x256). Narrow ones (a conv bias gradient: 6 columns,
+# 50,176 rows), whose rows are too short for SIMD: bands of CPU_BAND_ROWS rows in parallel, each read as
+# one flat run of floats, CPU_LANES rows at a time (a CPU_LANES x cols wide accumulator, so element q of
+# a run always lands in column q % cols); then the lanes and bands are added in order (24 us). The splits
+# are fixed sizes, never the thread count: the result is the same on any number of threads.
+CPU_COLUMN_BLOCK, CPU_BAND_ROWS, CPU_LANES = 64, 1024, 16
+
+
 @njit(parallel=True, cache=True, fastmath=True)
-def _column_sums_cpu(out, x, accumulate):
+def _column_sums_wide_cpu(out, x, accumulate):
     rows, cols = x.shape
-    for j in prange(cols):  # each thread owns whole columns: no shared partial sums, no races
-        acc = out[j] if accumulate else np.float32(0.0)
+    for block in prange((cols + CPU_COLUMN_BLOCK - 1) // CPU_COLUMN_BLOCK):
+        j0 = block * CPU_COLUMN_BLOCK
+        width = min(CPU_COLUMN_BLOCK, cols - j0)
+        acc = np.zeros(CPU_COLUMN_BLOCK, np.float32)  # local: stays in registers / L1, unlike out[]
         for i in range(rows):
-            acc += x[i, j]
-        out[j] = acc
+            row = x[i, j0:j0 + width]
+            for j in range(width):
+                acc[j] += row[j]
+        for j in range(width):
+            out[j0 + j] = acc[j] + (out[j0 + j] if accumulate else np.float32(0.0))
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _column_sums_narrow_cpu(out, x, accumulate):
+    rows, cols = x.shape
+    flat = x.reshape(-1)
+    width = cols * CPU_LANES
+    bands = (rows + CPU_BAND_ROWS - 1) // CPU_BAND_ROWS
+    lanes = np.zeros((bands, width), np.float32)  # a few KiB: no page faults
+    for band in prange(bands):
+        acc = lanes[band]
+        p, stop = band * CPU_BAND_ROWS * cols, min((band + 1) * CPU_BAND_ROWS, rows) * cols
+        while p + width <= stop:
+            run = flat[p:p + width]
+            for q in range(width):
+                acc[q] += run[q]
+            p += width
+        for q in range(stop - p):  # the band's last rows (fewer than CPU_LANES)
+            acc[q] += flat[p + q]
+    for j in range(cols):
+        total = out[j] if accumulate else np.float32(0.0)
+        for band in range(bands):
+            for lane in range(CPU_LANES):
+                total += lanes[band, lane * cols + j]
+        out[j] = total
 
 
 @njit(parallel=True, cache=True)
@@ -205,8 +246,11 @@ def _argmax_rows_cpu(out, x):
 
 @implements("column_sums", "cpu")
 def column_sums_cpu(out, x, accumulate=False):
-    _check_column_sums("cpu", out, x)
-    _column_sums_cpu(out, x, accumulate)
+    rows, cols = _check_column_sums("cpu", out, x)
+    if cols >= CPU_COLUMN_BLOCK or rows <= CPU_BAND_ROWS:
+        _column_sums_wide_cpu(out, x, bool(accumulate))
+    else:
+        _column_sums_narrow_cpu(out, x, bool(accumulate))
 
 
 @implements("softmax_cross_entropy_forward", "cpu")

@@ -43,7 +43,9 @@ def profile_step(model, loss_layer, optimizer, x, y, steps: int = 10, warmup: in
     return rows
 
 
-def random_batch(model_name: str, batch: int, seed: int = 0):
+def random_batch(model_name: str, batch: int, seed: int = 0, mlp_features: int = 64):
+    """A batch shaped as the model's data set (digits: 8x8 = 64 features for the MLP; 784 = MNIST size,
+    the bench's MLP)."""
     rng = np.random.default_rng(seed)
-    shapes = {"lenet": (batch, 1, 28, 28), "mlp": (batch, 64), "rnn": (batch, 8, 8)}
+    shapes = {"lenet": (batch, 1, 28, 28), "mlp": (batch, mlp_features), "rnn": (batch, 8, 8)}
     return rng.random(shapes[model_name]).astype(np.float32), rng.integers(0, 10, batch)

@@ -66,6 +66,25 @@ def test_column_sums_of_tall_narrow_matrices(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_column_sums_of_wide_matrices(backend):
+    # a Dense layer's bias gradient; on the CPU, column counts straddle its 64-column blocks and row counts
+    # its 1,024-row bands (the two ways it splits the work)
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        x = random_array(rng, (c["rows"], c["cols"]))
+        start = random_array(rng, (c["cols"],))
+        expected = x.astype(np.float64).sum(0) + (start if c["accumulate"] else 0)
+        k = kernels(backend)
+        sums = to_backend(backend, start) if c["accumulate"] else poisoned(backend, (c["cols"],))
+        k.column_sums(sums, to_backend(backend, x), accumulate=c["accumulate"])
+        assert_close(sums, expected, 1e-5, 1e-5 * c["rows"] ** 0.5, f"column_sums {c}")
+
+    for_all(backend, st.fixed_dictionaries({
+        "rows": st.sampled_from([1, 7, 1023, 1025]), "cols": st.sampled_from([63, 64, 65, 127, 128, 129, 200]),
+        "accumulate": st.booleans(), "seed": st.integers(0, 999)}), check, sim_examples=2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_column_sums_argmax_count_mse(backend):
     def check(c):
         rng = np.random.default_rng(c["seed"])
