@@ -13,10 +13,20 @@ function pointer. BLAS is column-major; a row-major (M, N) block with row stride
 column-major (N, M) matrix C^T with leading dimension ldc, and C^T = op(B)^T @ op(A)^T: we pass B
 before A and swap the transpose flags.
 
+Small tiles: OpenBLAS's AVX-512 cores (SkylakeX and its successors) have a second SGEMM path for small
+products, taken when M*N*K <= 100^3 (sgemm_small_kernel_permit_skylakex.c): no packing of A and B, no
+buffer set-up. On this project's machine it runs at near the FMA peak where the packed path runs at
+~80 % (LeNet fc1, 64x120x400: one call 78 us, two thread bands 47 us, seven 9-row tiles 36 us). So
+where a product can be cut into at most MAX_SMALL_TILES bands that each pass OpenBLAS's test, that is
+how it is cut (``small_tile_split``): measured faster up to ~50 M multiply-adds (MLP fc1: 620 -> 526 us)
+and slower beyond (~67 M). Elsewhere, and with any other BLAS, one band per Numba thread.
+
 Shapes: op(A) (M, K), op(B) (K, N), C (M, N); every array C-contiguous, float32.
 """
 
 from __future__ import annotations
+
+import os
 
 import numba
 import numpy as np
@@ -39,9 +49,16 @@ _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
 _KIND_S, _NOTRANS, _TRANS = ord("s"), ord("n"), ord("t")
 ACT_NONE, ACT_RELU, ACT_TANH = 0, 1, 2  # the GEMM epilogue's activations (gemm.ACTIVATIONS names them)
 
-# Below this many FLOPs a GEMM runs as one BLAS call on the calling thread: opening a parallel region
-# costs a few microseconds, as much as a ~1 MFLOP GEMM takes on one core.
+# Below this many FLOPs a GEMM runs on the calling thread: opening a parallel region costs a few
+# microseconds, as much as a ~1 MFLOP GEMM takes on one core.
 SPLIT_MIN_FLOPS = 2.0e6
+
+# OpenBLAS's small-kernel test, in BLAS's column-major terms (kernel/x86_64/sgemm_small_kernel_permit_
+# skylakex.c): M*N*K <= 100^3; never with both operands transposed; with only A transposed, only when
+# M*N <= 1200 and K >= 32.
+SMALL_MNK, SMALL_TN_MAX_MN, SMALL_TN_MIN_K = 100**3, 1200, 32
+MAX_SMALL_TILES = 64
+SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS cores built from those kernels
 
 
 @njit(cache=True)
@@ -72,12 +89,12 @@ def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
 
 
 @njit(cache=True)
-def _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts):
-    """Block ``part`` of ``parts``: a band of C's rows when C is tall, else a band of its columns."""
+def _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts, by_rows):
+    """Block ``part`` of ``parts``: a band of C's rows (``by_rows``), else a band of its columns."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     lda, ldb = a.shape[1], b.shape[1]
-    if m >= n:  # rows lo:hi of C need rows lo:hi of op(A): a's rows, or a's columns when transposed
+    if by_rows:  # rows lo:hi of C need rows lo:hi of op(A): a's rows, or a's columns when transposed
         lo, hi = part * m // parts, (part + 1) * m // parts
         row0, row1, col0, col1 = lo, hi, 0, n
         c_offset, a_offset, b_offset = lo * n, (lo if trans_a else lo * lda), 0
@@ -100,29 +117,102 @@ def _scalars(alpha, beta):
 
 
 @njit(cache=True)
-def _gemm_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
-    _gemm_part(c, a, b, _scalars(alpha, beta), trans_a, trans_b, bias, has_bias, act, 0, 1)
+def _gemm_parts_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, parts, by_rows):
+    scalars = _scalars(alpha, beta)
+    for part in range(parts):
+        _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts, by_rows)
 
 
 @njit(parallel=True, cache=True)
-def _gemm_parts_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, parts):
+def _gemm_parts_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, parts, by_rows):
     scalars = _scalars(alpha, beta)
     for part in prange(parts):
-        _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts)
+        _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts, by_rows)
+
+
+def small_kernel_permits(rows: int, cols: int, k: int, trans_a: bool, trans_b: bool) -> bool:
+    """Would OpenBLAS take its small-kernel path for a (rows x cols) block of row-major C? BLAS sees
+    C^T = op(B)^T op(A)^T: its M is our cols, its N our rows, its A is our B (see sgemm_block)."""
+    if cols * rows * k > SMALL_MNK or (trans_a and trans_b):
+        return False
+    blas_transposes_a_only = trans_b and not trans_a
+    return not blas_transposes_a_only or (cols * rows <= SMALL_TN_MAX_MN and k >= SMALL_TN_MIN_K)
+
+
+def small_tile_split(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tuple[int, bool] | None:
+    """(parts, by_rows): the fewest bands of C's rows or columns (at most MAX_SMALL_TILES) that each pass
+    OpenBLAS's small-kernel test; None when there are none."""
+    best = None
+    for by_rows, size in ((True, m), (False, n)):
+        for parts in range(1, min(size, MAX_SMALL_TILES) + 1):
+            band = -(-size // parts)  # the widest band
+            if small_kernel_permits(band if by_rows else m, n if by_rows else band, k, trans_a, trans_b):
+                if best is None or parts < best[0]:
+                    best = (parts, by_rows)
+                break
+    return best
+
+
+_SPLITS: dict = {}  # (m, n, k, trans_a, trans_b, threads) -> (parts, by_rows): one dict lookup per call
+
+
+def split_for(m: int, n: int, k: int, trans_a: bool, trans_b: bool, threads: int) -> tuple[int, bool]:
+    """How gemm_blas_split cuts C: small tiles where the BLAS has small kernels and they fit, else one
+    band per thread along C's longer side (parts == 1: a single call)."""
+    key = (m, n, k, trans_a, trans_b, threads)
+    split = _SPLITS.get(key)
+    if split is None:
+        split = small_tile_split(m, n, k, trans_a, trans_b) if blas_has_small_kernels() else None
+        if split is None:
+            split = (1 if 2.0 * m * n * k < SPLIT_MIN_FLOPS else threads, m >= n)
+        _SPLITS[key] = split
+    return split
 
 
 def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
-    """C = act(alpha op(A) op(B) + beta C + bias), one block of C per Numba thread (arguments checked by
-    the caller). Small products stay on the calling thread."""
+    """C = act(alpha op(A) op(B) + beta C + bias), C cut as ``split_for`` says, the blocks shared among
+    Numba's threads (arguments checked by the caller). Small products stay on the calling thread."""
     ensure_warm()
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     has_bias = bias is not None
-    args = (c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias, act)
-    if 2.0 * m * n * k < SPLIT_MIN_FLOPS:
-        _gemm_serial(*args)
-    else:  # (numba.get_num_threads() inside the compiled function would keep it out of the disk cache)
-        _gemm_parts_parallel(*args, _threads_now())
+    trans_a, trans_b = bool(trans_a), bool(trans_b)
+    # (numba.get_num_threads() inside the compiled function would keep it out of the disk cache)
+    parts, by_rows = split_for(m, n, k, trans_a, trans_b, _threads_now())
+    args = (c, a, b, alpha, beta, trans_a, trans_b, bias if has_bias else c[0], has_bias, act, parts, by_rows)
+    if parts == 1 or 2.0 * m * n * k < SPLIT_MIN_FLOPS:
+        _gemm_parts_serial(*args)
+    else:
+        _gemm_parts_parallel(*args)
+
+
+def gemm_blas_bands(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
+    """The same, always one band per Numba thread (no small tiles): the version before them, kept to
+    measure what they gain."""
+    ensure_warm()
+    m, n = c.shape
+    has_bias = bias is not None
+    _gemm_parts_parallel(c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias,
+                         act, _threads_now(), m >= n)
+
+
+_SMALL_KERNELS: list = []
+
+
+def blas_has_small_kernels() -> bool:
+    """Does the BLAS behind numba_xxgemm (SciPy's OpenBLAS) have the small-matrix kernels? Read once, from
+    threadpoolctl's report of the library's core type; TILEGRAD_BLAS_SMALL_TILES=0 or 1 overrides."""
+    if not _SMALL_KERNELS:
+        forced = os.environ.get("TILEGRAD_BLAS_SMALL_TILES")
+        if forced in ("0", "1"):
+            _SMALL_KERNELS.append(forced == "1")
+        else:
+            from threadpoolctl import threadpool_info
+
+            scipy_blas = [lib for lib in threadpool_info() if lib.get("internal_api") == "openblas"
+                          and "scipy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))]
+            _SMALL_KERNELS.append(any(lib.get("architecture") in SMALL_KERNEL_CORES for lib in scipy_blas))
+    return _SMALL_KERNELS[0]
 
 
 _WARM = []
@@ -142,6 +232,6 @@ def ensure_warm() -> None:
         return
     numba.get_num_threads()
     one = np.ones((1, 1), np.float32)
-    _gemm_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0], False,
-                 ACT_NONE)
+    _gemm_parts_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0],
+                       False, ACT_NONE, 1, True)
     _WARM.append(True)

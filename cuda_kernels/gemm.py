@@ -13,8 +13,9 @@ so GEMM is compute-bound and the question is how close to the FMA peak each vers
 - register_blocked_8x8: 128x128 tiles, 8x8 per thread: 8 FMAs per shared-memory value (measured:
                     1.7x the 4x4 version at 4096^3, slower below 2048^3 where tiles are too few);
 - split_k:          for a small C and a long K (conv weight gradients), K split across blocks.
-The CPU twins: BLAS split across Numba's threads (the engine's path), one plain BLAS call, and a
-cache-blocked ``prange`` loop for teaching.
+The CPU twins: BLAS split across Numba's threads (the engine's path: small tiles for OpenBLAS's small-matrix
+kernels where they fit, else one band per thread), one plain BLAS call, and a cache-blocked ``prange`` loop
+for teaching.
 
 Convention: ``beta == 0`` means C is not read (as in BLAS), so C may hold garbage (or NaN) on entry.
 """
@@ -28,14 +29,16 @@ from numba import cuda, float32, njit, prange
 from scipy.linalg import blas
 
 from .backend import implements
-from .blas_calls import ACT_NONE, ACT_RELU, ACT_TANH, apply_epilogue, gemm_blas_split
+from .blas_calls import ACT_NONE, ACT_RELU, ACT_TANH, apply_epilogue, gemm_blas_bands, gemm_blas_split
 from .checks import check_array, check_dtype_family, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
 
 ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
-# CPU: "blas_split" (the engine's: one block of C per Numba thread, each a single-threaded BLAS call,
-# see blas_calls.py), "blas" (one BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
-CPU_VERSIONS = ("blas_split", "blas", "prange")
+# CPU: "blas_split" (the engine's: C cut into blocks shared among Numba's threads, each a single-threaded
+# BLAS call: small tiles that OpenBLAS's small-matrix kernels take where they fit, else one band per thread;
+# see blas_calls.py), "blas_bands" (always one band per thread: what the small tiles gain), "blas" (one
+# BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
+CPU_VERSIONS = ("blas_split", "blas_bands", "blas", "prange")
 CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "register_blocked_8x8", "split_k")
 # The engine's GEMM on a GPU: the version that fills the GPU best at the shape (pick_cuda_version). In the
 # simulator every thread is a Python thread and every barrier a thread rendezvous, so the barrier-free
@@ -161,8 +164,11 @@ def gemm_cpu(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=
              activation="none", version="blas_split"):
     _check_gemm("cpu", out, a, b, trans_a, trans_b, bias, activation)
     check_in("gemm", "version", version, CPU_VERSIONS)
-    if version == "blas_split":  # epilogue fused into each thread's block
+    if version == "blas_split":  # epilogue fused into each block
         gemm_blas_split(out, a, b, alpha, beta, trans_a, trans_b, bias, ACTIVATIONS[activation])
+        return
+    if version == "blas_bands":
+        gemm_blas_bands(out, a, b, alpha, beta, trans_a, trans_b, bias, ACTIVATIONS[activation])
         return
     if version == "blas":
         _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b)

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import strategies as st
 from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend
 
+from cuda_kernels import blas_calls as BC
 from cuda_kernels import gemm as G
 
 VERSIONS = {"numpy": [None], "cpu": list(G.CPU_VERSIONS), "cuda": list(G.CUDA_VERSIONS)}
@@ -89,6 +90,49 @@ def test_split_k_sums_its_slices_in_order(monkeypatch):
 def test_cpu_twins_at_realistic_size(version):
     run_gemm("cpu", dict(m=513, n=1024, k=769, trans_a=False, trans_b=True, alpha=1.0, beta=0.5, bias=True,
                          activation="none", version=version, seed=1))
+
+
+@pytest.mark.parametrize("small_kernels", [True, False], ids=["small-tiles", "thread-bands"])
+def test_blas_split_is_right_however_it_cuts_c(monkeypatch, small_kernels):
+    # The engine's CPU GEMM cuts C by OpenBLAS's small-kernel rules where the library has those kernels, by
+    # thread otherwise: both cuts, whatever this machine's BLAS is, on shapes whose bands come out uneven
+    monkeypatch.setattr(BC, "_SMALL_KERNELS", [small_kernels])
+    monkeypatch.setattr(BC, "_SPLITS", {})
+    dims = st.sampled_from([1, 5, 63, 64, 65, 120, 257, 400])
+    case = st.fixed_dictionaries({
+        "m": dims, "n": dims, "k": st.sampled_from([1, 31, 32, 33, 120, 400]),
+        "trans_a": st.booleans(), "trans_b": st.booleans(), "alpha": st.sampled_from([1.0, -2.0]),
+        "beta": st.sampled_from([0.0, 1.0]), "bias": st.booleans(), "activation": st.sampled_from(["none", "relu"]),
+        "version": st.just("blas_split"), "seed": st.integers(0, 2**16)})
+    for_all("cpu", case, lambda c: run_gemm("cpu", c))
+
+
+def test_small_tiles_follow_openblas_rules_and_are_as_few_as_possible():
+    def check(c):
+        m, n, k, ta, tb = c["m"], c["n"], c["k"], c["trans_a"], c["trans_b"]
+        split = BC.small_tile_split(m, n, k, ta, tb)
+        if split is None:  # then no cut into at most MAX_SMALL_TILES bands passes
+            for parts in range(1, BC.MAX_SMALL_TILES + 1):
+                assert not BC.small_kernel_permits(-(-m // parts), n, k, ta, tb) or parts > m
+                assert not BC.small_kernel_permits(m, -(-n // parts), k, ta, tb) or parts > n
+            return
+        parts, by_rows = split
+        band = -(-(m if by_rows else n) // parts)
+        shape = (band, n) if by_rows else (m, band)
+        assert BC.small_kernel_permits(*shape, k, ta, tb) and parts <= BC.MAX_SMALL_TILES
+        assert band * (m if not by_rows else n) * k <= BC.SMALL_MNK
+        assert not (ta and tb), "OpenBLAS has no small kernel for both operands transposed"
+        if parts > 1:  # one band fewer would not pass, along either side
+            for rows, cols in ((-(-m // (parts - 1)), n), (m, -(-n // (parts - 1)))):
+                assert not BC.small_kernel_permits(rows, cols, k, ta, tb)
+
+    dims = st.integers(1, 1100)
+    for_all("cpu", st.fixed_dictionaries({"m": dims, "n": dims, "k": dims, "trans_a": st.booleans(),
+                                           "trans_b": st.booleans()}), check)
+    # the measured cases (blas_calls.py): LeNet fc1 forward in seven 9-row tiles; an MLP weight gradient
+    assert BC.small_tile_split(64, 120, 400, False, True) == (7, True)
+    assert BC.small_tile_split(256, 784, 256, True, False) == (53, False)
+    assert BC.small_tile_split(1024, 1024, 1024, False, False) is None
 
 
 def test_blas_writes_into_the_callers_buffer():

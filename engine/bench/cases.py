@@ -58,7 +58,7 @@ def gemm_cases(quick: bool) -> Iterator[Case]:
         b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
         ref = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
         # NUMPY_BLAS is the yardstick, not ours: np.matmul on all of BLAS's threads (the "vs BLAS" ratio)
-        cpu_impls = ["blas_split", "blas"] + (["prange"] if m * n * k <= 1024**3 else []) + [NUMPY_BLAS]
+        cpu_impls = ["blas_split", "blas_bands", "blas"] + (["prange"] if m * n * k <= 1024**3 else []) + [NUMPY_BLAS]
         cuda_impls = ["register_blocked_8x8", "register_blocked", "split_k", "shared_tiled"] + (
             ["naive"] if m * n * k <= 2048**3 else [])
 
