@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from .sequential import Sequential
+
 
 def profile_step(model, loss_layer, optimizer, x, y, steps: int = 10, warmup: int = 2) -> list[dict]:
     dev = model.device
@@ -24,12 +26,14 @@ def profile_step(model, loss_layer, optimizer, x, y, steps: int = 10, warmup: in
             timings.setdefault(name, []).append((time.perf_counter() - t0) * 1e3)
         return out
 
+    # forward as the model runs it: by stages, a Dense with its activation fused in being one
+    stages = getattr(model, "stages", [(i, layer, None) for i, layer in enumerate(model.layers)])
     names = [f"{i}:{type(layer).__name__}" for i, layer in enumerate(model.layers)]
     for step in range(warmup + steps):
         record = step >= warmup
         h = X
-        for name, layer in zip(names, model.layers):
-            h = timed(f"{name} forward", layer.forward, h)
+        for stage in stages:
+            h = timed(f"{Sequential.stage_name(stage)} forward", Sequential.run_stage, stage, h)
         timed("loss forward", loss_layer.forward, h, y)
         dy = timed("loss backward", loss_layer.backward)
         for name, layer in reversed(list(zip(names, model.layers))):

@@ -1,4 +1,11 @@
-"""Sequential: layers run forward in order and backward in reverse, parameters in one flat buffer."""
+"""Sequential: layers run forward in order and backward in reverse, parameters in one flat buffer.
+
+Epilogue fusion: a Dense layer followed by a ReLU or Tanh computes ``act(x @ W^T + b)`` in its GEMM's
+epilogue, while each tile of the output is still in cache, instead of writing the pre-activation and
+reading it back in a second pass (one pass over the activations, one kernel call and its Python fewer).
+The activation layer keeps the fused output as its saved ``y``, so backward runs unchanged, layer by
+layer. ``Sequential(..., fuse=False)`` runs every layer on its own, to compare.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from .parameters import FlatParameters
 
 
 class Sequential(Layer):
-    def __init__(self, *layers: Layer):
+    def __init__(self, *layers: Layer, fuse: bool = True):
         super().__init__()
         if not layers:
             raise ValueError("Sequential needs at least one layer")
@@ -20,11 +27,43 @@ class Sequential(Layer):
         params = self.parameters()
         self.device = params[0].device if params else None
         self.flat = FlatParameters(params) if params else None
+        self.fuse = bool(fuse)
+        self.stages = self._plan_stages()
+
+    def _plan_stages(self) -> list[tuple[int, Layer, Layer | None]]:
+        """(index, layer, the activation fused into it or None): the order forward runs in."""
+        stages, i = [], 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            after = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            fusable = getattr(layer, "fusable_activations", ())
+            if self.fuse and after is not None and getattr(after, "activation", None) in fusable:
+                stages.append((i, layer, after))
+                i += 2
+            else:
+                stages.append((i, layer, None))
+                i += 1
+        return stages
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        for stage in self.stages:
+            x = self.run_stage(stage, x)
         return x
+
+    @staticmethod
+    def run_stage(stage, x):
+        """One stage's forward: a layer, or a layer with its activation fused into its epilogue."""
+        _, layer, activation = stage
+        if activation is None:
+            return layer.forward(x)
+        y = layer.forward(x, activation=activation.activation)
+        activation.adopt_output(y)
+        return y
+
+    @staticmethod
+    def stage_name(stage) -> str:
+        index, layer, activation = stage
+        return f"{index}:{type(layer).__name__}" + ("" if activation is None else f"+{type(activation).__name__}")
 
     def backward(self, dy):
         for layer in reversed(self.layers):
@@ -45,5 +84,5 @@ class Sequential(Layer):
         return super().eval()
 
     def __repr__(self) -> str:
-        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        inner = ",\n  ".join([repr(layer) for layer in self.layers] + ([] if self.fuse else ["fuse=False"]))
         return f"Sequential(\n  {inner}\n)"

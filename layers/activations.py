@@ -12,13 +12,18 @@ class _Activation(Layer):
         dev = self._device_for(x)
         y = self._buffer(dev, "y", x.shape)
         dev.kernels.activation_forward(y, x, self.activation)
-        self._dev = dev
+        self._dev, self._y = dev, y
         return y
+
+    def adopt_output(self, y) -> None:
+        """The layer before computed this activation in its own epilogue (Sequential's fusion): keep its
+        output as ours, for backward."""
+        self._dev, self._y = self._device_for(y), y
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        y = self._buffers["y"]
+        y = self._y
         dx = self._buffer(self._dev, "dx", y.shape)
         self._dev.kernels.activation_backward(dx, dy, y, self.activation)
         return dx

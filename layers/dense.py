@@ -10,6 +10,8 @@ from .base import Layer, Parameter, uniform_init
 
 
 class Dense(Layer):
+    fusable_activations = ("relu", "tanh")  # what the GEMM epilogue computes (Sequential fuses them)
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device | str = "cpu",
                  seed: int = 0):
         super().__init__()
@@ -19,11 +21,14 @@ class Dense(Layer):
         self.weight = Parameter(uniform_init(rng, (out_features, in_features), in_features), self.device, "weight")
         self.bias = Parameter(uniform_init(rng, (out_features,), in_features), self.device, "bias") if bias else None
 
-    def forward(self, x):
+    def forward(self, x, activation: str = "none"):
+        """y = activation(x @ W^T + b); ``activation`` is applied in the GEMM's epilogue (the layer's own
+        backward does not involve it: the activation layer that follows owns that gradient)."""
         dev = self._device_for(x)
         self._expect(x, 2, f"(batch, {self.in_features})", {1: self.in_features})
         y = self._buffer(dev, "y", (x.shape[0], self.out_features))
-        dev.kernels.gemm(y, x, self.weight.data, trans_b=True, bias=None if self.bias is None else self.bias.data)
+        dev.kernels.gemm(y, x, self.weight.data, trans_b=True, bias=None if self.bias is None else self.bias.data,
+                         activation=activation)
         self._x = x
         return y
 

@@ -133,6 +133,34 @@ def test_graph_residual_block_matches_sequential_arithmetic(device):
     np.testing.assert_allclose(dx, ((1 - t * t) * dy) @ w + dy, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", [L.ReLU, L.Tanh, L.Sigmoid])
+def test_fused_dense_activation_gives_the_unfused_numbers(device, activation):
+    # Sequential computes ReLU/Tanh in the Dense GEMM's epilogue (Sigmoid has none: it stays a layer); the
+    # outputs, every gradient and the input gradient must be what the layer-by-layer run gives
+    dev = Device(device)
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((5, 7)), rng.standard_normal((5, 3))
+    runs = []
+    for fuse in (True, False):
+        model = Sequential(L.Dense(7, 4, device=dev, seed=2), activation(), L.Dense(4, 3, device=dev, seed=3),
+                           activation(), fuse=fuse)
+        model.layers[0].needs_input_grad = True  # also the input gradient, through both activations
+        y = dev.to_numpy(model.forward(dev.asarray(x)))
+        dx = dev.to_numpy(model.backward(dev.asarray(dy)))
+        runs.append((model, y, dx, [p.grad for p in model.parameters()]))
+    (fused, y1, dx1, g1), (plain, y0, dx0, g0) = runs
+    expect_fused = activation is not L.Sigmoid
+    assert [Sequential.stage_name(s) for s in fused.stages] == (
+        ["0:Dense+" + activation.__name__, "2:Dense+" + activation.__name__] if expect_fused
+        else ["0:Dense", "1:Sigmoid", "2:Dense", "3:Sigmoid"])
+    assert len(plain.stages) == 4
+    np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx1, dx0, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(dev.to_numpy(a), dev.to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
 def tiny_problem(n=120, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 6)).astype(np.float32)
