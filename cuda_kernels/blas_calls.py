@@ -18,7 +18,7 @@ products, taken when M*N*K <= 100^3 (sgemm_small_kernel_permit_skylakex.c): no p
 buffer set-up. On this project's machine it runs at near the FMA peak where the packed path runs at
 ~80 % (LeNet fc1, 64x120x400: one call 78 us, two thread bands 47 us, seven 9-row tiles 36 us). So
 where a product can be cut into at most MAX_SMALL_TILES bands that each pass OpenBLAS's test, that is
-how it is cut (``small_tile_split``): measured faster up to ~50 M multiply-adds (MLP fc1: 620 -> 526 us)
+how it is cut (``small_tile_grid``): measured faster up to ~50 M multiply-adds (MLP fc1: 620 -> 526 us)
 and slower beyond (~67 M). Elsewhere, and with any other BLAS, one band per Numba thread.
 
 Shapes: op(A) (M, K), op(B) (K, N), C (M, N); every array C-contiguous, float32.
@@ -89,24 +89,20 @@ def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
 
 
 @njit(cache=True)
-def _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts, by_rows):
-    """Block ``part`` of ``parts``: a band of C's rows (``by_rows``), else a band of its columns."""
+def _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols):
+    """Tile ``tile`` of a grid_rows x grid_cols grid over C. Rows r0:r1 of C need rows r0:r1 of op(A) (a's
+    rows, or its columns when transposed); columns c0:c1 need columns c0:c1 of op(B)."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     lda, ldb = a.shape[1], b.shape[1]
-    if by_rows:  # rows lo:hi of C need rows lo:hi of op(A): a's rows, or a's columns when transposed
-        lo, hi = part * m // parts, (part + 1) * m // parts
-        row0, row1, col0, col1 = lo, hi, 0, n
-        c_offset, a_offset, b_offset = lo * n, (lo if trans_a else lo * lda), 0
-    else:       # columns lo:hi of C need columns lo:hi of op(B)
-        lo, hi = part * n // parts, (part + 1) * n // parts
-        row0, row1, col0, col1 = 0, m, lo, hi
-        c_offset, a_offset, b_offset = lo, 0, (lo * ldb if trans_b else lo)
-    if row1 > row0 and col1 > col0:
-        sgemm_block(c.reshape(-1), c_offset, n, a.reshape(-1), a_offset, lda, b.reshape(-1), b_offset, ldb,
-                    row1 - row0, col1 - col0, k, trans_a, trans_b, scalars)
+    i, j = tile // grid_cols, tile % grid_cols
+    r0, r1 = i * m // grid_rows, (i + 1) * m // grid_rows
+    c0, c1 = j * n // grid_cols, (j + 1) * n // grid_cols
+    if r1 > r0 and c1 > c0:
+        sgemm_block(c.reshape(-1), r0 * n + c0, n, a.reshape(-1), r0 if trans_a else r0 * lda, lda,
+                    b.reshape(-1), c0 * ldb if trans_b else c0, ldb, r1 - r0, c1 - c0, k, trans_a, trans_b, scalars)
         if has_bias or act != ACT_NONE:
-            apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act)
+            apply_epilogue(c, r0, r1, c0, c1, bias, has_bias, act)
 
 
 @njit(cache=True)
@@ -117,17 +113,17 @@ def _scalars(alpha, beta):
 
 
 @njit(cache=True)
-def _gemm_parts_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, parts, by_rows):
+def _gemm_tiles_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, grid_rows, grid_cols):
     scalars = _scalars(alpha, beta)
-    for part in range(parts):
-        _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts, by_rows)
+    for tile in range(grid_rows * grid_cols):
+        _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols)
 
 
 @njit(parallel=True, cache=True)
-def _gemm_parts_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, parts, by_rows):
+def _gemm_tiles_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, grid_rows, grid_cols):
     scalars = _scalars(alpha, beta)
-    for part in prange(parts):
-        _gemm_part(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, part, parts, by_rows)
+    for tile in prange(grid_rows * grid_cols):
+        _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols)
 
 
 def small_kernel_permits(rows: int, cols: int, k: int, trans_a: bool, trans_b: bool) -> bool:
@@ -139,38 +135,45 @@ def small_kernel_permits(rows: int, cols: int, k: int, trans_a: bool, trans_b: b
     return not blas_transposes_a_only or (cols * rows <= SMALL_TN_MAX_MN and k >= SMALL_TN_MIN_K)
 
 
-def small_tile_split(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tuple[int, bool] | None:
-    """(parts, by_rows): the fewest bands of C's rows or columns (at most MAX_SMALL_TILES) that each pass
-    OpenBLAS's small-kernel test; None when there are none."""
+def small_tile_grid(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tuple[int, int] | None:
+    """(grid_rows, grid_cols): the fewest bands of C's rows, or of its columns (at most MAX_SMALL_TILES),
+    that each pass OpenBLAS's small-kernel test; None when there are none.
+
+    Bands, not 2-D tiles: a grid of both that re-reads the fewest operand floats was measured too (MLP
+    and LeNet GEMMs, 2 threads): faster where A and B together overflow the 1 MiB L2 (MLP fc1 forward
+    518 -> 494 us), slower where its tiles were not a multiple of 16 columns wide (256x256x256: 159 ->
+    180 us), the same in sum. One band of rows keeps whole rows, which the AVX-512 kernel runs 16 at a time.
+    """
     best = None
     for by_rows, size in ((True, m), (False, n)):
         for parts in range(1, min(size, MAX_SMALL_TILES) + 1):
             band = -(-size // parts)  # the widest band
             if small_kernel_permits(band if by_rows else m, n if by_rows else band, k, trans_a, trans_b):
                 if best is None or parts < best[0]:
-                    best = (parts, by_rows)
+                    best = (parts, (parts, 1) if by_rows else (1, parts))
                 break
-    return best
+    return None if best is None else best[1]
 
 
-_SPLITS: dict = {}  # (m, n, k, trans_a, trans_b, threads) -> (parts, by_rows): one dict lookup per call
+_SPLITS: dict = {}  # (m, n, k, trans_a, trans_b, threads) -> (grid_rows, grid_cols): one dict lookup a call
 
 
-def split_for(m: int, n: int, k: int, trans_a: bool, trans_b: bool, threads: int) -> tuple[int, bool]:
+def split_for(m: int, n: int, k: int, trans_a: bool, trans_b: bool, threads: int) -> tuple[int, int]:
     """How gemm_blas_split cuts C: small tiles where the BLAS has small kernels and they fit, else one
-    band per thread along C's longer side (parts == 1: a single call)."""
+    band per thread along C's longer side ((1, 1): a single call)."""
     key = (m, n, k, trans_a, trans_b, threads)
-    split = _SPLITS.get(key)
-    if split is None:
-        split = small_tile_split(m, n, k, trans_a, trans_b) if blas_has_small_kernels() else None
-        if split is None:
-            split = (1 if 2.0 * m * n * k < SPLIT_MIN_FLOPS else threads, m >= n)
-        _SPLITS[key] = split
-    return split
+    grid = _SPLITS.get(key)
+    if grid is None:
+        grid = small_tile_grid(m, n, k, trans_a, trans_b) if blas_has_small_kernels() else None
+        if grid is None:
+            bands = 1 if 2.0 * m * n * k < SPLIT_MIN_FLOPS else threads
+            grid = (bands, 1) if m >= n else (1, bands)
+        _SPLITS[key] = grid
+    return grid
 
 
 def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
-    """C = act(alpha op(A) op(B) + beta C + bias), C cut as ``split_for`` says, the blocks shared among
+    """C = act(alpha op(A) op(B) + beta C + bias), C cut as ``split_for`` says, the tiles shared among
     Numba's threads (arguments checked by the caller). Small products stay on the calling thread."""
     ensure_warm()
     m, n = c.shape
@@ -178,12 +181,12 @@ def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     has_bias = bias is not None
     trans_a, trans_b = bool(trans_a), bool(trans_b)
     # (numba.get_num_threads() inside the compiled function would keep it out of the disk cache)
-    parts, by_rows = split_for(m, n, k, trans_a, trans_b, _threads_now())
-    args = (c, a, b, alpha, beta, trans_a, trans_b, bias if has_bias else c[0], has_bias, act, parts, by_rows)
-    if parts == 1 or 2.0 * m * n * k < SPLIT_MIN_FLOPS:
-        _gemm_parts_serial(*args)
+    grid_rows, grid_cols = split_for(m, n, k, trans_a, trans_b, _threads_now())
+    args = (c, a, b, alpha, beta, trans_a, trans_b, bias if has_bias else c[0], has_bias, act, grid_rows, grid_cols)
+    if grid_rows * grid_cols == 1 or 2.0 * m * n * k < SPLIT_MIN_FLOPS:
+        _gemm_tiles_serial(*args)
     else:
-        _gemm_parts_parallel(*args)
+        _gemm_tiles_parallel(*args)
 
 
 def gemm_blas_bands(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
@@ -191,9 +194,9 @@ def gemm_blas_bands(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     measure what they gain."""
     ensure_warm()
     m, n = c.shape
-    has_bias = bias is not None
-    _gemm_parts_parallel(c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias,
-                         act, _threads_now(), m >= n)
+    has_bias, threads = bias is not None, _threads_now()
+    _gemm_tiles_parallel(c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias,
+                         act, threads if m >= n else 1, 1 if m >= n else threads)
 
 
 _SMALL_KERNELS: list = []
@@ -232,6 +235,6 @@ def ensure_warm() -> None:
         return
     numba.get_num_threads()
     one = np.ones((1, 1), np.float32)
-    _gemm_parts_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0],
-                       False, ACT_NONE, 1, True)
+    _gemm_tiles_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0],
+                       False, ACT_NONE, 1, 1)
     _WARM.append(True)

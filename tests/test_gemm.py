@@ -110,29 +110,29 @@ def test_blas_split_is_right_however_it_cuts_c(monkeypatch, small_kernels):
 def test_small_tiles_follow_openblas_rules_and_are_as_few_as_possible():
     def check(c):
         m, n, k, ta, tb = c["m"], c["n"], c["k"], c["trans_a"], c["trans_b"]
-        split = BC.small_tile_split(m, n, k, ta, tb)
-        if split is None:  # then no cut into at most MAX_SMALL_TILES bands passes
+        grid = BC.small_tile_grid(m, n, k, ta, tb)
+        if grid is None:  # then no cut into at most MAX_SMALL_TILES bands passes
             for parts in range(1, BC.MAX_SMALL_TILES + 1):
-                assert not BC.small_kernel_permits(-(-m // parts), n, k, ta, tb) or parts > m
-                assert not BC.small_kernel_permits(m, -(-n // parts), k, ta, tb) or parts > n
+                assert parts > m or not BC.small_kernel_permits(-(-m // parts), n, k, ta, tb)
+                assert parts > n or not BC.small_kernel_permits(m, -(-n // parts), k, ta, tb)
             return
-        parts, by_rows = split
-        band = -(-(m if by_rows else n) // parts)
-        shape = (band, n) if by_rows else (m, band)
-        assert BC.small_kernel_permits(*shape, k, ta, tb) and parts <= BC.MAX_SMALL_TILES
-        assert band * (m if not by_rows else n) * k <= BC.SMALL_MNK
-        assert not (ta and tb), "OpenBLAS has no small kernel for both operands transposed"
+        rows, cols = grid
+        assert min(rows, cols) == 1 and rows * cols <= BC.MAX_SMALL_TILES, "bands of rows or of columns"
+        tile = (-(-m // rows), -(-n // cols))
+        assert BC.small_kernel_permits(*tile, k, ta, tb)
+        assert tile[0] * tile[1] * k <= BC.SMALL_MNK and not (ta and tb)
+        parts = rows * cols
         if parts > 1:  # one band fewer would not pass, along either side
-            for rows, cols in ((-(-m // (parts - 1)), n), (m, -(-n // (parts - 1)))):
-                assert not BC.small_kernel_permits(rows, cols, k, ta, tb)
+            assert not BC.small_kernel_permits(-(-m // (parts - 1)), n, k, ta, tb)
+            assert not BC.small_kernel_permits(m, -(-n // (parts - 1)), k, ta, tb)
 
     dims = st.integers(1, 1100)
     for_all("cpu", st.fixed_dictionaries({"m": dims, "n": dims, "k": dims, "trans_a": st.booleans(),
                                            "trans_b": st.booleans()}), check)
     # the measured cases (blas_calls.py): LeNet fc1 forward in seven 9-row tiles; an MLP weight gradient
-    assert BC.small_tile_split(64, 120, 400, False, True) == (7, True)
-    assert BC.small_tile_split(256, 784, 256, True, False) == (53, False)
-    assert BC.small_tile_split(1024, 1024, 1024, False, False) is None
+    assert BC.small_tile_grid(64, 120, 400, False, True) == (7, 1)
+    assert BC.small_tile_grid(256, 784, 256, True, False) == (1, 53)
+    assert BC.small_tile_grid(1024, 1024, 1024, False, False) is None
 
 
 def test_blas_writes_into_the_callers_buffer():
