@@ -244,6 +244,18 @@ def _argmax_rows_cpu(out, x):
         out[i] = best
 
 
+@njit(cache=True)
+def copy_labels_checked(out, labels, classes):
+    """out[:] = labels as int32; returns how many lie outside [0, classes) (one pass; a host helper for
+    the loss layer, which then names the range in its error)."""
+    bad = 0
+    for i in range(labels.size):
+        label = labels[i]
+        bad += (label < 0) | (label >= classes)
+        out[i] = label
+    return bad
+
+
 @implements("column_sums", "cpu")
 def column_sums_cpu(out, x, accumulate=False):
     rows, cols = _check_column_sums("cpu", out, x)

@@ -9,7 +9,12 @@ import math
 
 import numpy as np
 
+from cuda_kernels.reductions import copy_labels_checked
+from engine.device import Device
+
 from .base import Layer
+
+_HOST = Device("cpu")  # where labels are checked and converted, whatever device computes the loss
 
 
 class SoftmaxCrossEntropy(Layer):
@@ -17,13 +22,7 @@ class SoftmaxCrossEntropy(Layer):
         dev = self._device_for(logits)
         self._expect(logits, 2, "(batch, classes)")
         n, c = logits.shape
-        if isinstance(labels, np.ndarray):
-            if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-                raise ValueError(f"SoftmaxCrossEntropy: labels must be {n} integers, got {labels.dtype} {labels.shape}")
-            if n and (labels.min() < 0 or labels.max() >= c):
-                raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c}), "
-                                 f"got [{labels.min()}, {labels.max()}]")
-        labels = self._labels_int32(dev, labels, n)
+        labels = self._labels_int32(dev, labels, n, c)
         loss, rows = self._buffer(dev, "loss", (1,)), self._buffer(dev, "row_losses", (n,))
         probs = self._buffer(dev, "probs", (n, c))
         dev.kernels.softmax_cross_entropy_forward(loss, rows, probs, logits, labels)
@@ -33,11 +32,19 @@ class SoftmaxCrossEntropy(Layer):
             raise FloatingPointError(f"SoftmaxCrossEntropy: the loss is {value} (diverged, or a label out of range)")
         return value
 
-    def _labels_int32(self, dev, labels, n):
-        """Labels as int32 on the device, converting (once per batch) when they arrive as int64."""
-        if dev.owns(labels) and labels.dtype == np.int32:
-            return labels
-        host = np.ascontiguousarray(dev.to_numpy(labels), dtype=np.int32)
+    def _labels_int32(self, dev, labels, n, c):
+        """Labels as int32 on the device, checked against [0, c) in the same pass that converts them (NumPy
+        labels of any integer dtype; a device array of int32 labels is taken as it is)."""
+        if not isinstance(labels, np.ndarray):
+            if dev.owns(labels) and labels.dtype == np.int32 and tuple(labels.shape) == (n,):
+                return labels
+            labels = np.asarray(dev.to_numpy(labels))
+        if labels.shape != (n,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be {n} integers, got {labels.dtype} {labels.shape}")
+        host = self._buffer(_HOST, "labels_host", (n,), np.int32)
+        if copy_labels_checked(host, labels, c):
+            raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c}), "
+                             f"got [{labels.min()}, {labels.max()}]")
         if dev.name != "cuda":
             return host
         buf = self._buffer(dev, "labels", (n,), np.int32)

@@ -64,8 +64,15 @@ def test_bad_inputs_give_clear_errors():
     dev = Device("cpu")
     with pytest.raises(ValueError, match=r"Dense.forward: expected \(batch, 4\), got shape \(3, 5\)"):
         L.Dense(4, 2, device=dev).forward(np.zeros((3, 5), np.float32))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\), got \[0, 2\]"):
         L.SoftmaxCrossEntropy().forward(np.zeros((2, 2), np.float32), np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\), got \[-1, 1\]"):
+        L.SoftmaxCrossEntropy().forward(np.zeros((2, 2), np.float32), np.array([1, -1], np.int32))
+    with pytest.raises(ValueError, match=r"labels must be 2 integers, got float64 \(2,\)"):
+        L.SoftmaxCrossEntropy().forward(np.zeros((2, 2), np.float32), np.array([0.0, 1.0]))
+    loss = L.SoftmaxCrossEntropy()
+    for labels in (np.array([1, 0], np.uint8), np.array([1, 0], np.int64)):  # any integer dtype, converted
+        assert loss.forward(np.array([[0, 9], [9, 0]], np.float32), labels) < 1e-3
     with pytest.raises(TypeError, match="expected an array on Device\\('cpu'\\)"):
         L.Dense(4, 2, device=dev).forward(Device("cuda").asarray(np.zeros((3, 4))))
     with pytest.raises(ValueError, match="expected shape \\(2, 4\\)"):
