@@ -16,12 +16,12 @@ parameters, so a whole model updates in one launch (as llm.c does).
 
 Subnormals: every kernel stores decaying state (momentum, Adam's m and v, RMSprop's averages) flushed to
 zero once it falls below the smallest normal float32 (1.2e-38): explicitly, so the CPU twins, the GPU
-kernels (whose fastmath flushes arithmetic anyway) and the simulator store the same state. A
-parameter whose gradient stays zero (a dead ReLU's weights) has its m multiplied by 0.9 each step and
-reaches the subnormal range after ~800 steps; x86 cores compute on subnormals through a microcode
-assist, ~100x slower. Measured in the MLP bench step (a fixed batch: 80 k of its 269 k m values were
-subnormal after 2,000 steps): Adam 0.98 ms against 0.08 ms for the same call on normal numbers. The
-change to the update is below 1e-30 per parameter.
+kernels (whose fastmath flushes arithmetic anyway) and the simulator store the same state. A weight whose
+gradient stays 0 (a dead ReLU's) has its m multiplied by beta1 each step and reaches the subnormal range
+after ~800 steps (seen: 80 k of the bench MLP's 269 k m values after 2,000 steps on one batch). Intel's
+cores compute subnormal results through a microcode assist (Intel's optimization manual: on the order of
+100 cycles each); on this project's AMD Zen 4 the same Adam call measured 0.107 ms on subnormal m and
+0.104 on normal m, so here the flush is a guard, not a speed-up. It changes the update by less than 1e-30.
 
 Napkin math: Adam reads p, g, m, v and writes p, m, v: 28 bytes and ~12 FLOPs per parameter. 10M
 parameters = 280 MB per step, so the ceiling is the copy bandwidth (~25 GB/s here: ~11 ms; an H100's
@@ -134,7 +134,7 @@ FLT_MIN = np.float32(np.finfo(np.float32).tiny)  # the smallest normal float32 (
 
 @njit(cache=True, fastmath=True, inline="always")
 def _flush(x):
-    """x, or 0 when x is subnormal (see the module docstring: they cost ~100x on x86)."""
+    """x, or 0 when x is subnormal (see the module docstring)."""
     return x if abs(x) >= FLT_MIN else np.float32(0.0)
 
 
