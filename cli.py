@@ -490,10 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "multi-core CPU and (when present) the GPU. Each row: median time after warm-up, GFLOP/s, GB/s, "
                     "percent of the roofline ceiling measured in the same run, GPU speedup over the best CPU row, "
                     "and the error against a float64 reference re-checked after timing. Versions sit side by side "
-                    "(GEMM: naive, tiled, register-blocked 4x4 and 8x8, and split-K on the GPU; BLAS split over "
-                    "Numba's threads, one BLAS call and the hand-written prange loop on the CPU, with NumPy's matmul "
-                    "as the yardstick "
-                    "for the 'vs BLAS' column; convolution: im2col and the CPU's per-image image_gemm). "
+                    "(GEMM: naive, tiled, register-blocked 4x4 and 8x8, and split-K on the GPU; on the CPU BLAS split "
+                    "over Numba's threads in OpenBLAS small-kernel tiles (blas_split) or one band per thread "
+                    "(blas_bands), one BLAS call and the hand-written prange loop, with NumPy's matmul as the "
+                    "yardstick for the 'vs BLAS' column; convolution: im2col and the CPU's per-image image_gemm). "
                     "Every CPU row samples for at least 0.3 s: this is a noisy-machine tool, compare within a run.")
     bench.add_argument("--device", choices=DEVICE_CHOICES + ("all",), default=argparse.SUPPRESS,
                        help="cpu, cuda, all (both), auto (default: both when there is a GPU); sim: CPU rows only, "
