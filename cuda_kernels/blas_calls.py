@@ -2,10 +2,10 @@
 
 Why: on this project's CPUs, OpenBLAS's thread pool and Numba's OpenMP pool both spin-wait after
 each parallel region, and a training step alternates between them, so BLAS runs single-threaded
-(``threads.py``). That costs every large GEMM its other cores. Here a ``prange`` loop cuts C into one
-block per Numba thread and each thread calls single-threaded SGEMM on its block: one thread pool for
-the whole step, and GEMMs that use every core (measured: 256x784x256 from ~95 to ~165 GFLOP/s on
-2 cores).
+(``threads.py``). That costs every large GEMM its other cores. Here a ``prange`` loop cuts C into
+blocks that Numba's threads share, each block one single-threaded SGEMM: one thread pool for the whole
+step, and GEMMs that use every core (measured with one block per thread: 256x784x256 from ~95 to ~165
+GFLOP/s on 2 cores).
 
 The call goes through ``numba_xxgemm``, the C helper behind Numba's own ``np.dot`` (it forwards to
 SciPy's ``cython_blas.sgemm``), so the compiled functions can be cached on disk, unlike a ctypes
