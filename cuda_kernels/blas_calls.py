@@ -17,9 +17,10 @@ Small tiles: OpenBLAS's AVX-512 cores (SkylakeX and its successors) have a secon
 products, taken when M*N*K <= 100^3 (sgemm_small_kernel_permit_skylakex.c): no packing of A and B, no
 buffer set-up. On this project's machine it runs at near the FMA peak where the packed path runs at
 ~80 % (LeNet fc1, 64x120x400: one call 78 us, two thread bands 47 us, seven 9-row tiles 36 us). So
-where a product can be cut into at most MAX_SMALL_TILES bands that each pass OpenBLAS's test, that is
-how it is cut (``small_tile_grid``): measured faster up to ~50 M multiply-adds (MLP fc1: 620 -> 526 us)
-and slower beyond (~67 M). Elsewhere, and with any other BLAS, one band per Numba thread.
+where a product can be cut into at most MAX_SMALL_TILES tiles that each pass OpenBLAS's test, that is
+how it is cut (``small_tile_grid``: bands while the operands fit in L2, a 2-D grid past it): measured
+faster up to ~50 M multiply-adds (MLP fc1: 620 -> 526 us) and slower beyond (~67 M). Elsewhere, and with
+any other BLAS, one band per Numba thread.
 
 Shapes: op(A) (M, K), op(B) (K, N), C (M, N); every array C-contiguous, float32.
 """
@@ -136,23 +137,50 @@ def small_kernel_permits(rows: int, cols: int, k: int, trans_a: bool, trans_b: b
 
 
 def small_tile_grid(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tuple[int, int] | None:
-    """(grid_rows, grid_cols): the fewest bands of C's rows, or of its columns (at most MAX_SMALL_TILES),
-    that each pass OpenBLAS's small-kernel test; None when there are none.
+    """(grid_rows, grid_cols): at most MAX_SMALL_TILES tiles over C that each pass OpenBLAS's small-kernel
+    test; None when there are none.
 
-    Bands, not 2-D tiles: a grid of both that re-reads the fewest operand floats was measured too (MLP
-    and LeNet GEMMs, 2 threads): faster where A and B together overflow the 1 MiB L2 (MLP fc1 forward
-    518 -> 494 us), slower where its tiles were not a multiple of 16 columns wide (256x256x256: 159 ->
-    180 us), the same in sum. One band of rows keeps whole rows, which the AVX-512 kernel runs 16 at a time.
+    Each tile reads its rows of op(A) and its columns of op(B) again. While A and B fit in L2 together,
+    those re-reads are L2 hits and the cut is the fewest bands of whole rows (or columns): whole rows are
+    what the AVX-512 kernel runs 16 at a time. Past L2 (the MLP's first layer: 1.6 MiB of operands against
+    1 MiB) the re-reads go to L3, so the cut is the 2-D grid that re-reads the fewest floats,
+    k * (m * grid_cols + n * grid_rows). Measured (2 threads): 2-D grids for every shape were slower where
+    the operands fit (256x256x256: 159 -> 180 us, tiles 43 columns wide); for the two that overflow, the
+    MLP step paired A/B 1.05x faster in the step, where the rest of the step competes for the caches.
     """
+    if 4 * (m * k + k * n) <= L2_BYTES:
+        best = None
+        for by_rows, size in ((True, m), (False, n)):
+            for parts in range(1, min(size, MAX_SMALL_TILES) + 1):
+                band = -(-size // parts)  # the widest band
+                if small_kernel_permits(band if by_rows else m, n if by_rows else band, k, trans_a, trans_b):
+                    if best is None or parts < best[0]:
+                        best = (parts, (parts, 1) if by_rows else (1, parts))
+                    break
+        return None if best is None else best[1]
     best = None
-    for by_rows, size in ((True, m), (False, n)):
-        for parts in range(1, min(size, MAX_SMALL_TILES) + 1):
-            band = -(-size // parts)  # the widest band
-            if small_kernel_permits(band if by_rows else m, n if by_rows else band, k, trans_a, trans_b):
-                if best is None or parts < best[0]:
-                    best = (parts, (parts, 1) if by_rows else (1, parts))
-                break
+    for grid_rows in range(1, min(m, MAX_SMALL_TILES) + 1):
+        for grid_cols in range(1, min(n, MAX_SMALL_TILES // grid_rows) + 1):
+            if small_kernel_permits(-(-m // grid_rows), -(-n // grid_cols), k, trans_a, trans_b):
+                key = (m * grid_cols + n * grid_rows, grid_rows * grid_cols)  # floats re-read (/k), tiles
+                if best is None or key < best[0]:
+                    best = (key, (grid_rows, grid_cols))
+                break  # more columns only re-read more of A
     return None if best is None else best[1]
+
+
+def _l2_cache_bytes() -> int:
+    """One core's L2 (Linux sysfs); 1 MiB, this project's machine, where it cannot be read."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
+            text = f.read().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+L2_BYTES = _l2_cache_bytes()
 
 
 _SPLITS: dict = {}  # (m, n, k, trans_a, trans_b, threads) -> (grid_rows, grid_cols): one dict lookup a call
