@@ -146,7 +146,7 @@ def small_tile_grid(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tup
     1 MiB) the re-reads go to L3, so the cut is the 2-D grid that re-reads the fewest floats,
     k * (m * grid_cols + n * grid_rows). Measured (2 threads): 2-D grids for every shape were slower where
     the operands fit (256x256x256: 159 -> 180 us, tiles 43 columns wide); for the two that overflow, the
-    MLP step paired A/B 1.05x faster in the step, where the rest of the step competes for the caches.
+    MLP step 1.02-1.05x faster (four paired A/B runs), where the rest of the step competes for the caches.
     """
     if 4 * (m * k + k * n) <= L2_BYTES:
         best = None
