@@ -27,7 +27,8 @@ def profile_step(model, loss_layer, optimizer, x, y, steps: int = 10, warmup: in
         return out
 
     # forward as the model runs it: by stages, a Dense with its activation fused in being one
-    stages = getattr(model, "stages", [(i, layer, None) for i, layer in enumerate(model.layers)])
+    stages = model.planned_stages() if isinstance(model, Sequential) else [
+        (i, layer, None) for i, layer in enumerate(model.layers)]
     names = [f"{i}:{type(layer).__name__}" for i, layer in enumerate(model.layers)]
     for step in range(warmup + steps):
         record = step >= warmup

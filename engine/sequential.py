@@ -28,10 +28,11 @@ class Sequential(Layer):
         self.device = params[0].device if params else None
         self.flat = FlatParameters(params) if params else None
         self.fuse = bool(fuse)
-        self.stages = self._plan_stages()
+        self._plan_stages()
 
-    def _plan_stages(self) -> list[tuple[int, Layer, Layer | None]]:
-        """(index, layer, the activation fused into it or None): the order forward runs in."""
+    def _plan_stages(self) -> None:
+        """self.stages: (index, layer, the activation fused into it or None), the order forward runs in."""
+        self._planned_for = list(self.layers)  # replanned if someone edits self.layers afterwards
         stages, i = [], 0
         while i < len(self.layers):
             layer = self.layers[i]
@@ -43,10 +44,16 @@ class Sequential(Layer):
             else:
                 stages.append((i, layer, None))
                 i += 1
-        return stages
+        self.stages = stages
+
+    def planned_stages(self) -> list:
+        """The stages forward runs, replanned first if ``self.layers`` was edited."""
+        if self.layers != self._planned_for:
+            self._plan_stages()
+        return self.stages
 
     def forward(self, x):
-        for stage in self.stages:
+        for stage in self.planned_stages():
             x = self.run_stage(stage, x)
         return x
 

@@ -162,6 +162,8 @@ def test_fused_dense_activation_gives_the_unfused_numbers(device, activation):
         ["0:Dense+" + activation.__name__, "2:Dense+" + activation.__name__] if expect_fused
         else ["0:Dense", "1:Sigmoid", "2:Dense", "3:Sigmoid"])
     assert len(plain.stages) == 4
+    fused.layers.append(L.Dense(3, 2, device=dev, seed=4))  # an edited model is replanned, never stale
+    assert fused.forward(dev.asarray(x)).shape == (5, 2) and len(fused.stages) == (3 if expect_fused else 5)
     np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dx1, dx0, rtol=1e-5, atol=1e-6)
     for a, b in zip(g1, g0):
