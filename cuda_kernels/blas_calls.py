@@ -194,10 +194,14 @@ def split_for(m: int, n: int, k: int, trans_a: bool, trans_b: bool, threads: int
     if grid is None:
         grid = small_tile_grid(m, n, k, trans_a, trans_b) if blas_has_small_kernels() else None
         if grid is None:
-            bands = 1 if 2.0 * m * n * k < SPLIT_MIN_FLOPS else threads
-            grid = (bands, 1) if m >= n else (1, bands)
+            grid = _bands_along_longer_side(m, n, 1 if 2.0 * m * n * k < SPLIT_MIN_FLOPS else threads)
         _SPLITS[key] = grid
     return grid
+
+
+def _bands_along_longer_side(m: int, n: int, bands: int) -> tuple[int, int]:
+    """(grid_rows, grid_cols) for ``bands`` bands of C's rows when C is tall, else of its columns."""
+    return (bands, 1) if m >= n else (1, bands)
 
 
 def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
@@ -222,9 +226,9 @@ def gemm_blas_bands(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     measure what they gain."""
     ensure_warm()
     m, n = c.shape
-    has_bias, threads = bias is not None, _threads_now()
+    has_bias = bias is not None
     _gemm_tiles_parallel(c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias,
-                         act, threads if m >= n else 1, 1 if m >= n else threads)
+                         act, *_bands_along_longer_side(m, n, _threads_now()))
 
 
 _SMALL_KERNELS: list = []
