@@ -102,7 +102,8 @@ def test_blas_split_is_right_however_it_cuts_c(monkeypatch, small_kernels):
     case = st.fixed_dictionaries({
         "m": dims, "n": dims, "k": st.sampled_from([1, 31, 32, 33, 120, 400]),
         "trans_a": st.booleans(), "trans_b": st.booleans(), "alpha": st.sampled_from([1.0, -2.0]),
-        "beta": st.sampled_from([0.0, 1.0]), "bias": st.booleans(), "activation": st.sampled_from(["none", "relu"]),
+        "beta": st.sampled_from([0.0, 1.0]), "bias": st.booleans(),
+        "activation": st.sampled_from(["none", "relu", "tanh"]),
         "version": st.just("blas_split"), "seed": st.integers(0, 2**16)})
     for_all("cpu", case, lambda c: run_gemm("cpu", c))
 
