@@ -16,6 +16,23 @@ from . import cuda_probe
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 
 
+# Host buffers start on a cache line: a 64-byte AVX-512 load or store from an address that is not a
+# multiple of 64 touches two lines. NumPy's allocator promises 16 bytes (measured: parameter buffers at
+# 32 mod 64); the step's kernels then split every vector access (MLP step, paired in one process: see
+# docs/benchmarks.md "CPU speed, fourth round").
+HOST_ALIGNMENT = 64
+
+
+def host_empty(shape, dtype) -> np.ndarray:
+    """np.empty(shape, dtype), its first element on a HOST_ALIGNMENT-byte boundary."""
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + HOST_ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % HOST_ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 class DeviceUnavailable(RuntimeError):
     """The device asked for cannot be used on this machine."""
 
@@ -84,13 +101,15 @@ class Device:
     def empty(self, shape, dtype=None):
         dtype = self.float_dtype if dtype is None else dtype
         if self.name != "cuda":
-            return np.empty(shape, dtype)
+            return host_empty(shape, dtype)
         return self._cuda.device_array(shape, dtype)
 
     def zeros(self, shape, dtype=None):
         dtype = self.float_dtype if dtype is None else dtype
         if self.name != "cuda":
-            return np.zeros(shape, dtype)
+            out = host_empty(shape, dtype)
+            out.fill(0)
+            return out
         out = self._cuda.device_array(shape, dtype)
         if np.dtype(dtype) == np.float32:
             self.kernels.fill(out, 0.0)  # on the device: no host buffer, no transfer

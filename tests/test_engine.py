@@ -109,6 +109,42 @@ def test_optimizers_update_the_model_through_the_flat_buffer(device):
     np.testing.assert_allclose(got, flat_w, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("optimizer", [lambda ps: O.Adam(ps, lr=0.1, weight_decay=0.1),
+                                       lambda ps: O.AdamW(ps, lr=0.1), lambda ps: O.SGD(ps, lr=0.1, momentum=0.9),
+                                       lambda ps: O.RMSprop(ps, momentum=0.5), lambda ps: O.Adagrad(ps)])
+def test_parameter_slices_start_on_cache_lines_and_the_padding_stays_zero(optimizer):
+    from engine.parameters import SLICE_FLOATS, padded_size
+
+    dev = Device("cpu")
+    model = Sequential(L.Dense(3, 5, device=dev), L.Tanh(), L.Dense(5, 2, device=dev, seed=1))  # 15, 5, 10, 2 floats
+    opt = optimizer(model.parameters())
+    assert model.flat.size == sum(padded_size(p.size) for p in model.parameters()) == 4 * SLICE_FLOATS
+    for p in model.parameters():
+        assert p.data.ctypes.data % 64 == 0 and p.grad.ctypes.data % 64 == 0, p.name
+    used = np.zeros(model.flat.size, bool)
+    for p in model.parameters():
+        start = (p.data.ctypes.data - model.flat.data.ctypes.data) // 4
+        used[start:start + p.size] = True
+    ce, rng = L.SoftmaxCrossEntropy(), np.random.default_rng(0)
+    for _ in range(3):
+        ce.forward(model.forward(dev.asarray(rng.standard_normal((4, 3)))), rng.integers(0, 2, 4))
+        model.backward(ce.backward())
+        opt.step()
+    for buf in [model.flat.data, model.flat.grad, *opt.state.values()]:
+        assert np.all(buf[~used] == 0)
+    assert np.any(model.flat.data[used] != 0)
+
+
+def test_cpu_buffers_are_64_byte_aligned():
+    dev = Device("cpu")
+    for shape in [(1,), (3,), (5, 7), (2, 3, 4), 13]:
+        for make in (dev.empty, dev.zeros):
+            buf = make(shape)
+            assert buf.ctypes.data % 64 == 0 and buf.flags.c_contiguous and buf.dtype == np.float32
+        assert not dev.zeros(shape).any()
+    assert dev.empty((4,), np.int32).dtype == np.int32
+
+
 def test_schedules_and_state_dict_round_trip():
     model = Sequential(L.Dense(2, 2))
     opt = O.SGD(model.parameters(), lr=0.1, momentum=0.9)
