@@ -494,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "over Numba's threads in OpenBLAS small-kernel tiles (blas_split) or one band per thread "
                     "(blas_bands), one BLAS call and the hand-written prange loop, with NumPy's matmul as the "
                     "yardstick for the 'vs BLAS' column; convolution: im2col and the CPU's per-image image_gemm). "
-                    "Every CPU row samples for at least 0.3 s: this is a noisy-machine tool, compare within a run.")
+                    "Every CPU row samples for at least 0.3 s, and the CPU GEMM versions and NumPy's matmul are "
+                    "timed in alternating blocks, so 'vs BLAS' is a paired ratio: this is a noisy-machine tool, "
+                    "compare within a run.")
     bench.add_argument("--device", choices=DEVICE_CHOICES + ("all",), default=argparse.SUPPRESS,
                        help="cpu, cuda, all (both), auto (default: both when there is a GPU); sim: CPU rows only, "
                             "the simulator is never timed")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .cases import NUMPY_BLAS, all_cases
 from .ceilings import cpu_ceilings, gpu_ceilings
-from .timing import cpu_threads, time_calls
+from .timing import cpu_threads, time_calls, time_interleaved
 
 ALL_OPS = ("gemm", "conv", "pool", "elementwise", "rnn", "optim", "train")
 NO_GPU_NOTE = ("no GPU here: run the bench on a GPU machine for the cuda rows; the simulator only checks "
@@ -32,6 +32,8 @@ MIN_TIME_S = 0.3
 # steal a core from the next row: measured here, blas_split at 256x784x256 ran at 0.93 ms right after a
 # 2-thread NumPy row and 0.62 ms alone. Wait for them to go idle.
 BLAS_SETTLE_S = 0.3
+# GEMM versions and NumPy's matmul (the "vs BLAS" yardstick) are timed in this many alternating blocks each.
+PAIRED_ROUNDS = 6
 
 
 def _row(spec, device, impl, threads=None, **values) -> dict:
@@ -103,6 +105,9 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
         if progress:
             progress(index, len(cases), f"{case.op}: {case.case}")
         for dev_name, dev in devices.items():
+            if dev_name == "cpu" and NUMPY_BLAS in case.impls.get("cpu", []):
+                rows.extend(_cpu_rows_against_the_yardstick(case, dev, config, thread_counts))
+                continue
             for impl in case.impls.get(dev_name, []):
                 counts = thread_counts if dev_name == "cpu" else [None]
                 for threads in counts:
@@ -137,6 +142,26 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
                 rows.append(_measured(cases[t["index"]], t["device"], "torch", t["threads"], t["first_ms"],
                                       t["median_ms"], t["max_rel_err"]))
             peer_jobs = []
+
+
+def _cpu_rows_against_the_yardstick(case, dev, config, thread_counts) -> list[dict]:
+    """A case with NumPy's matmul as its yardstick: at each thread count, every CPU version and the yardstick
+    timed in alternating blocks (time_interleaved), so that "vs BLAS" is a paired ratio."""
+    impls = case.impls["cpu"]
+    measured = {}
+    for threads in thread_counts:
+        entries, checks = [], {}
+        for impl in impls:
+            run, checks[impl] = case.setup(dev, impl)
+            blas_threads = threads if impl in case.blas_threaded else None
+            settle = BLAS_SETTLE_S if blas_threads and blas_threads > 1 else 0.0
+            entries.append((impl, run, lambda t=threads, b=blas_threads: cpu_threads(t, blas_threads=b), settle))
+        timings = time_interleaved(entries, rounds=3 if config.quick else PAIRED_ROUNDS,
+                                   min_time_s=0.05 if config.quick else MIN_TIME_S)
+        for impl, (first, median) in timings.items():
+            measured[impl, threads] = (first, median, checks[impl]())
+    return [_measured(case, "cpu", impl, threads, *measured[impl, threads])
+            for impl in impls for threads in thread_counts]
 
 
 def _machine_summary(info: dict) -> dict:

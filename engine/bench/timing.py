@@ -47,6 +47,52 @@ def _time(run, device_name, repeats, budget_s, best, min_time_s):
     return first, min(samples) if best else statistics.median(samples)
 
 
+def time_interleaved(entries: list, rounds: int, min_time_s: float, budget_s: float = 2.0) -> dict:
+    """{name: (first_call_ms, median_ms)} for several CPU versions of one case, timed in alternating blocks.
+
+    ``entries``: (name, run, context, settle_s) — ``context()`` is entered around each of the run's blocks
+    (its thread settings), and ``settle_s`` is slept after them (BLAS threads that spin after their last
+    call). Each version's samples come from ``rounds`` blocks spread over the whole measurement, the
+    order rotated every round, so two versions meet the machine's fast and slow phases alike and their
+    ratio is a paired one. (Timed one after the other, two rows of the same code differed by up to 1.8x
+    on this VM: blas_split and blas_bands, the same band cut at 1024^3, 21.8 against 12.0 ms in one run.)
+    A version's time is the median of its blocks' medians: every block, a slot in time, weighs the same
+    (a plain median over samples would weigh the fast phases more, which fit more calls into a block).
+    Each version gets at least ``min_time_s`` of samples, at least one per block; after three rounds, a
+    version stops once it has spent ``budget_s``.
+    """
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        first, block_medians, spent = {}, {name: [] for name, *_ in entries}, {name: 0.0 for name, *_ in entries}
+        for name, run, context, settle_s in entries:
+            with context():
+                start = time.perf_counter()
+                run()
+                first[name] = (time.perf_counter() - start) * 1e3
+            time.sleep(settle_s)
+        block_s = min_time_s / rounds
+        for r in range(rounds):
+            for name, run, context, settle_s in entries[r % len(entries):] + entries[:r % len(entries)]:
+                if r >= 3 and spent[name] >= budget_s:
+                    continue
+                with context():
+                    block, times = 0.0, []
+                    while block < block_s or not times:
+                        t0 = time.perf_counter()
+                        run()
+                        dt = time.perf_counter() - t0
+                        times.append(dt * 1e3)
+                        block += dt
+                block_medians[name].append(statistics.median(times))
+                spent[name] += block
+                time.sleep(settle_s)
+        return {name: (first[name], statistics.median(block_medians[name])) for name in first}
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
 def _time_cuda(run, repeats: int, budget_s: float) -> tuple[float, list[float]]:
     from numba import cuda
 
