@@ -113,13 +113,11 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
                 for threads in counts:
                     run, check = case.setup(dev, impl)
                     if dev_name == "cpu":
-                        blas_threads = threads if impl in case.blas_threaded else None
+                        blas_threads, settle_s = _blas_threads(case, impl, threads)
                         with cpu_threads(threads, blas_threads=blas_threads):
                             first, median = time_calls(run, "cpu", 3 if config.quick else 10,
-                                                       0.5 if config.quick else 2.0,
-                                                       min_time_s=0.05 if config.quick else MIN_TIME_S)
-                        if blas_threads and blas_threads > 1:
-                            time.sleep(BLAS_SETTLE_S)
+                                                       0.5 if config.quick else 2.0, min_time_s=_min_time(config))
+                        time.sleep(settle_s)
                     else:
                         first, median = time_calls(run, "cuda", 20 if config.quick else 50)
                     rows.append(_measured(case, dev_name, impl, threads, first, median, check()))
@@ -127,7 +125,7 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
             rows.append(_row(case, "cuda", "-", case="(all cases)", note=config.gpu_unavailable_reason))
         if config.peers and case.peer is not None:
             peer_jobs.append({"index": index, "peer": case.peer, "devices": list(devices),
-                              "threads": max(thread_counts), "min_time_s": 0.05 if config.quick else MIN_TIME_S})
+                              "threads": max(thread_counts), "min_time_s": _min_time(config)})
         last_of_family = index + 1 == len(cases) or cases[index + 1].op != case.op
         if peer_jobs and last_of_family:
             # The peers of a family run right after ours, in one fresh process: this machine's speed drifts
@@ -144,6 +142,18 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
             peer_jobs = []
 
 
+def _min_time(config) -> float:
+    """How long each CPU row samples at least."""
+    return 0.05 if config.quick else MIN_TIME_S
+
+
+def _blas_threads(case, impl, threads) -> tuple[int | None, float]:
+    """(BLAS threads for this CPU row, None for tilegrad's single-threaded policy; seconds to wait after it
+    for BLAS's own threads to stop spinning)."""
+    blas_threads = threads if impl in case.blas_threaded else None
+    return blas_threads, BLAS_SETTLE_S if blas_threads and blas_threads > 1 else 0.0
+
+
 def _cpu_rows_against_the_yardstick(case, dev, config, thread_counts) -> list[dict]:
     """A case with NumPy's matmul as its yardstick: at each thread count, every CPU version and the yardstick
     timed in alternating blocks (time_interleaved), so that "vs BLAS" is a paired ratio."""
@@ -153,11 +163,9 @@ def _cpu_rows_against_the_yardstick(case, dev, config, thread_counts) -> list[di
         entries, checks = [], {}
         for impl in impls:
             run, checks[impl] = case.setup(dev, impl)
-            blas_threads = threads if impl in case.blas_threaded else None
-            settle = BLAS_SETTLE_S if blas_threads and blas_threads > 1 else 0.0
-            entries.append((impl, run, lambda t=threads, b=blas_threads: cpu_threads(t, blas_threads=b), settle))
-        timings = time_interleaved(entries, rounds=3 if config.quick else PAIRED_ROUNDS,
-                                   min_time_s=0.05 if config.quick else MIN_TIME_S)
+            blas_threads, settle_s = _blas_threads(case, impl, threads)
+            entries.append((impl, run, lambda t=threads, b=blas_threads: cpu_threads(t, blas_threads=b), settle_s))
+        timings = time_interleaved(entries, rounds=3 if config.quick else PAIRED_ROUNDS, min_time_s=_min_time(config))
         for impl, (first, median) in timings.items():
             measured[impl, threads] = (first, median, checks[impl]())
     return [_measured(case, "cpu", impl, threads, *measured[impl, threads])
