@@ -28,7 +28,7 @@ class CliError(Exception):
 
 def _prepare(device: str | None) -> None:
     """Runs before numba is imported: the simulator can only be chosen now."""
-    from engine import cuda_probe
+    from hardware import cuda_probe
 
     if device == "sim":
         cuda_probe.enable_simulator()
@@ -42,7 +42,7 @@ def _prepare(device: str | None) -> None:
 
 def cmd_info(args) -> int:
     from engine import Device
-    from engine.machine import machine_info
+    from hardware.machine import machine_info
 
     if args.device not in (None, "auto"):
         Device(args.device)  # asking about a device that cannot be used is an error, said in one line
@@ -91,7 +91,7 @@ def cmd_info(args) -> int:
 def cmd_inspect(args) -> int:
     import subprocess
 
-    from engine import cuda_probe
+    from hardware import cuda_probe
 
     if cuda_probe.simulator_requested():
         # compile_ptx does not work inside a simulator process: compile in a clean one
@@ -133,8 +133,8 @@ def _numpy_compat_note() -> str:
 
 
 def cmd_bench(args) -> int:
-    from engine import cuda_probe
-    from engine.bench import ALL_OPS, BenchConfig, print_table, run_bench, save_plot
+    from bench import ALL_OPS, BenchConfig, print_table, run_bench, save_plot
+    from hardware import cuda_probe
 
     ops = _parse_list(args.ops, ALL_OPS, "op") if args.ops else list(ALL_OPS)
     gpu = cuda_probe.real_gpu_count() > 0 and not cuda_probe.simulator_requested()
@@ -148,7 +148,7 @@ def cmd_bench(args) -> int:
         (["cuda"] if device == "cuda" else ["cpu", "cuda"])
     reason = None
     if not gpu and device != "cpu":
-        from engine.bench.runner import NO_GPU_NOTE
+        from bench.runner import NO_GPU_NOTE
 
         reason = NO_GPU_NOTE
     if args.threads is not None and args.threads < 1:
@@ -168,7 +168,7 @@ def cmd_bench(args) -> int:
 
         result = run_bench(config, progress=report)
         if args.ranks and not result.get("interrupted"):
-            from engine.bench.scaling import run_scaling
+            from bench.scaling import run_scaling
 
             progress.update(task, description="MPI rank scaling")
             counts = [int(r) for r in args.ranks.split(",") if r.strip()]
@@ -348,7 +348,8 @@ def cmd_check(args) -> int:
     import xml.etree.ElementTree as ET
     from pathlib import Path
 
-    from engine import Device, cuda_probe
+    from engine import Device
+    from hardware import cuda_probe
 
     device = args.device or "auto"
     dev = Device(device)  # one-line error for cuda without a GPU or the simulator

@@ -6,7 +6,7 @@ the caller allocates every buffer). Families, one file each, read top to bottom:
 NumPy reference, CPU twin, GPU kernels from naive to fast, launcher.
 """
 
-from engine.cuda_probe import ensure_numba_cache_dir
+from hardware.cuda_probe import ensure_numba_cache_dir
 
 from . import numpy_compat  # noqa: F401  (before numba-cuda compiles anything: NumPy 2.5 removed an alias it uses)
 

@@ -25,10 +25,7 @@ from numba import cuda, float32, njit, prange
 from .backend import BACKEND_NAMES, get_backend, implements
 from .checks import check_array, check_positive, float_dtype
 from .launch import gpu_kernel, launch_1d
-
-
-def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel_size) // stride + 1
+from .shapes import conv_output_size
 
 
 def _geometry(op, x_shape, kernel_size, stride, padding):

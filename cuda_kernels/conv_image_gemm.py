@@ -37,34 +37,17 @@ from numba import njit, prange
 from .backend import implements
 from .blas_calls import ensure_warm, sgemm_block
 from .checks import check_array
-from .conv import _geometry, conv_output_size
+from .conv import _geometry
+from .shapes import CONV_IMAGE_GEMM, conv_image_gemm_layout, conv_image_gemm_shapes, conv_image_gemm_workspace_floats
 
-ALGORITHM = "image_gemm"
-
-
-def _layout(k, stride, padding, h, w):
-    """(Hp, Wp, OH, OW, Wq, L): padded size, output size, wide row length and pixels per image."""
-    hp, wp = h + 2 * padding, w + 2 * padding
-    oh, ow = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
-    wq = wp if stride == 1 else ow
-    return hp, wp, oh, ow, wq, (oh - 1) * wq + ow
-
-
-def workspace_floats(x_shape, weight_shape, stride=1, padding=0) -> int:
-    """Floats per thread in ``work`` (see the module docstring for its parts)."""
-    n, c, h, w = x_shape
-    f, _, k, _ = weight_shape
-    hp, wp, oh, ow, wq, length = _layout(k, stride, padding, h, w)
-    ckk = c * k * k
-    return ckk * length + f * length + f * ckk + f + c * hp * wp
+ALGORITHM = CONV_IMAGE_GEMM
+workspace_floats = conv_image_gemm_workspace_floats
 
 
 def buffer_shapes(x_shape, weight_shape, stride=1, padding=0, threads=None) -> dict:
-    """The caller-owned buffers: ``padded`` (saved by forward) and ``work`` (one row per thread)."""
-    n, c, h, w = x_shape
+    """The caller-owned buffers for this process's Numba thread count (shapes.conv_image_gemm_shapes)."""
     threads = numba.config.NUMBA_NUM_THREADS if threads is None else threads
-    return {"padded": (n, c, h + 2 * padding, w + 2 * padding),
-            "work": (threads, workspace_floats(x_shape, weight_shape, stride, padding))}
+    return conv_image_gemm_shapes(x_shape, weight_shape, stride, padding, threads)
 
 
 def _check_weight(op, weight):
@@ -248,7 +231,7 @@ def conv2d_image_gemm_forward(y, padded, work, x, weight, bias, stride=1, paddin
     threads = _check(op, "y", y, padded, work, xshape, weight.shape, stride, padding)
     if bias is not None:
         check_array("conv2d_image_gemm_forward", "bias", bias, "cpu", shape=(f,))
-    _, _, _, _, wq, length = _layout(k, stride, padding, x.shape[2], x.shape[3])
+    _, _, _, _, wq, length = conv_image_gemm_layout(k, stride, padding, x.shape[2], x.shape[3])
     ensure_warm()
     _forward(y, padded, work, x, weight.reshape(f, -1), bias if bias is not None else weight.reshape(-1),
              bias is not None, k, stride, padding, wq, length, threads, np.array([1, 0], np.float32))
@@ -271,7 +254,7 @@ def conv2d_image_gemm_backward(dx, dweight, dbias, work, dy, padded, weight, str
     check_array(op, "dweight", dweight, "cpu", shape=weight.shape)
     if dbias is not None:
         check_array(op, "dbias", dbias, "cpu", shape=(f,))
-    _, _, _, _, wq, length = _layout(k, stride, padding, x_shape[2], x_shape[3])
+    _, _, _, _, wq, length = conv_image_gemm_layout(k, stride, padding, x_shape[2], x_shape[3])
     ensure_warm()
     _backward(dx if dx is not None else padded, dweight.reshape(f, -1),
               dbias if dbias is not None else np.empty(f, np.float32), work, dy, padded, weight.reshape(f, -1),

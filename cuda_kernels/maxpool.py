@@ -20,10 +20,7 @@ from numba import cuda, float32, njit, prange
 from .backend import implements
 from .checks import INDEX, check_array, check_positive, float_dtype
 from .launch import gpu_kernel, launch_1d
-
-
-def pool_output_size(size: int, kernel_size: int, stride: int) -> int:
-    return (size - kernel_size) // stride + 1
+from .shapes import pool_output_size
 
 
 def _check_pool(op, backend, x, y, argmax, kernel_size, stride, x_name, y_name):

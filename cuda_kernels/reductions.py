@@ -244,6 +244,7 @@ def _argmax_rows_cpu(out, x):
         out[i] = best
 
 
+@implements("copy_labels_checked", "cpu")
 @njit(cache=True)
 def copy_labels_checked(out, labels, classes):
     """out[:] = labels as int32; returns how many lie outside [0, classes) (one pass; a host helper for

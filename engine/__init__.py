@@ -1,14 +1,14 @@
 """The engine: devices, graph, training loop, data and checkpoints.
 
-Names are imported lazily (PEP 562) so that ``engine.cuda_probe`` can run before numba is imported:
+Names are imported lazily (PEP 562) so that ``hardware.cuda_probe`` can run before numba is imported:
 the CUDA simulator can only be switched on before that.
 """
 
 from importlib import import_module
 
 _EXPORTS = {
-    "Device": "engine.device",
-    "DeviceUnavailable": "engine.device",
+    "Device": "runtime.device",
+    "DeviceUnavailable": "runtime.device",
     "Sequential": "engine.sequential",
     "Graph": "engine.graph",
     "Add": "engine.graph",

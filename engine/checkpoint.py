@@ -15,12 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import layers as L
-
-from .device import Device
-
-
-def layer_device(layer) -> Device:
-    return layer.device if layer.device is not None else Device("cpu")
+from runtime.device import Device
 
 
 def _spec(layer) -> dict:
@@ -42,10 +37,10 @@ def save(path, model, optimizer=None, extra: dict | None = None) -> None:
     arrays = {f"param.{i}": p.numpy() for i, p in enumerate(model.parameters())}
     for i, layer in enumerate(model.layers):
         for name, value in layer.state_arrays().items():
-            arrays[f"layer.{i}.{name}"] = np.array(layer_device(layer).to_numpy(value))
+            arrays[f"layer.{i}.{name}"] = np.array(layer.device_for(value).to_numpy(value))
     # random streams (dropout's mask counter) continue where they stopped, so a resume is bit-identical
     meta = {"architecture": architecture(model), "extra": extra or {},
-            "random_state": [getattr(layer, "_calls", None) for layer in model.layers]}
+            "random_state": [layer.random_state() for layer in model.layers]}
     if optimizer is not None:
         state = optimizer.state_dict()
         meta["optimizer"] = {"type": type(optimizer).__name__,
@@ -118,10 +113,10 @@ def load(path, model=None, optimizer=None, device: Device | str = "cpu"):
             if value is None or value.shape != tuple(buf.shape):
                 raise ValueError(f"{path}: layer {i} ({type(layer).__name__}) state '{name}' is missing or has "
                                  f"the wrong shape")
-            layer_device(layer).copy(buf, np.ascontiguousarray(value, dtype=buf.dtype))
+            layer.device_for(buf).copy(buf, np.ascontiguousarray(value, dtype=buf.dtype))
     for layer, calls in zip(model.layers, meta.get("random_state", [])):
         if calls is not None:
-            layer._calls = calls
+            layer.set_random_state(calls)
     if optimizer is not None:
         if "optimizer" not in meta:
             raise ValueError(f"{path}: no optimizer state saved")

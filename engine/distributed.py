@@ -127,7 +127,7 @@ class World:
 
     def bind_gpu(self) -> None:
         """One GPU per rank: local rank r uses GPU r mod (GPUs on this machine)."""
-        from . import cuda_probe
+        from hardware import cuda_probe
 
         count = cuda_probe.real_gpu_count()
         if not self.distributed or count == 0 or cuda_probe.simulator_requested():

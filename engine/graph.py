@@ -11,15 +11,14 @@ summing gradients where a value fans out (e.g. the skip path of a residual block
 from __future__ import annotations
 
 from layers.base import Layer
-
-from .parameters import FlatParameters
+from runtime.parameters import FlatParameters
 
 
 class Add(Layer):
     """y = a + b (same shape); backward hands dy to both inputs."""
 
     def forward(self, a, b):
-        dev = self._device_for(a)
+        dev = self.device_for(a)
         if tuple(a.shape) != tuple(b.shape):
             raise ValueError(f"Add: input shapes differ: {tuple(a.shape)} and {tuple(b.shape)}")
         y = self._buffer(dev, "y", a.shape)
@@ -80,7 +79,7 @@ class Graph(Layer):
                 if g is None:
                     continue
                 if source in grads:  # fan-out: sum the gradients arriving from every consumer
-                    dev = layer_device(layer, g)
+                    dev = layer.device_for(g)
                     total = self._buffer(dev, f"fan_in.{source}", g.shape)
                     dev.kernels.add(total, grads[source], g)  # in place is fine: elementwise
                     grads[source] = total
@@ -105,9 +104,3 @@ class Graph(Layer):
         for layer, _ in self.nodes.values():
             layer.eval()
         return super().eval()
-
-
-def layer_device(layer, array):
-    from .device import device_of
-
-    return layer.device if layer.device is not None else device_of(array)

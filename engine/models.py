@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import layers as L
+from runtime.device import Device
 
-from .device import Device
 from .sequential import Sequential
 
 

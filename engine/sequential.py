@@ -10,8 +10,7 @@ layer. ``Sequential(..., fuse=False)`` runs every layer on its own, to compare.
 from __future__ import annotations
 
 from layers.base import Layer
-
-from .parameters import FlatParameters
+from runtime.parameters import FlatParameters
 
 
 class Sequential(Layer):

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from layers.losses import Loss
+
 from .data import Dataset, batches
 from .distributed import get_world
 
@@ -64,7 +66,8 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
                 logits = model.forward(stage(xb[lo:hi]))
                 loss = loss_layer.forward(logits, yb[lo:hi])  # raises FloatingPointError on NaN / inf
                 model.backward(loss_layer.backward())
-                counter.add(logits, getattr(loss_layer, "labels_on_device", None), first=step == 0)
+                labels = loss_layer.last_labels if isinstance(loss_layer, Loss) else None
+                counter.add(logits, labels, first=step == 0)
             else:  # a final short batch can leave a rank without samples: it contributes zeros
                 loss = 0.0
                 dev.kernels.fill(model.flat.grad, 0.0)

@@ -6,10 +6,11 @@ from .batchnorm import BatchNorm2D
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
-from .losses import MSELoss, SoftmaxCrossEntropy
+from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .pool import MaxPool2D
 from .rnn import RNN
 from .shape import Flatten, LastTimeStep
 
 __all__ = ["Layer", "Parameter", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
-           "LastTimeStep", "Dropout", "BatchNorm2D", "RNN", "SoftmaxCrossEntropy", "MSELoss"]
+           "LastTimeStep", "Dropout", "BatchNorm2D", "RNN", "Loss", "SoftmaxCrossEntropy",
+           "MSELoss"]

@@ -9,7 +9,7 @@ class _Activation(Layer):
     activation = ""
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         y = self._buffer(dev, "y", x.shape)
         dev.kernels.activation_forward(y, x, self.activation)
         self._dev, self._y = dev, y
@@ -18,7 +18,7 @@ class _Activation(Layer):
     def adopt_output(self, y) -> None:
         """The layer before computed this activation in its own epilogue (Sequential's fusion): keep its
         output as ours, for backward."""
-        self._dev, self._y = self._device_for(y), y
+        self._dev, self._y = self.device_for(y), y
 
     def backward(self, dy):
         if not self.needs_input_grad:

@@ -1,4 +1,4 @@
-"""Parameters and the layer protocol every layer follows.
+"""The layer protocol every layer follows (``Parameter`` lives in the runtime, below the layers).
 
 A layer's ``forward(x)`` takes and returns arrays on its device and saves what ``backward`` needs;
 ``backward(dy)`` returns dx and overwrites its parameters' ``.grad``. Buffers (outputs, workspaces,
@@ -12,57 +12,8 @@ import math
 
 import numpy as np
 
-from engine.device import Device, device_of
-
-
-class Parameter:
-    """A trainable array: ``.data``, ``.grad`` (same shape), ``.load(numpy)``, ``.numpy()``.
-
-    Models and optimizers may move ``data`` and ``grad`` into slices of one flat buffer (one fused
-    optimizer launch per step); the Parameter object stays the same, so layers never notice.
-    """
-
-    def __init__(self, data, device: Device, name: str = ""):
-        self.device = device
-        self.name = name
-        self.data = device.asarray(data)
-        self._grad = device.zeros(tuple(self.data.shape))
-
-    @property
-    def shape(self) -> tuple:
-        return tuple(self.data.shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def grad(self):
-        return self._grad
-
-    @grad.setter
-    def grad(self, value):
-        """Assigning a gradient copies it into this parameter's slot, where the next step reads it."""
-        value = self.device.asarray(value) if isinstance(value, np.ndarray) and self.device.name != "cpu" else value
-        self.device.check_owns(f"{self.name or 'parameter'}.grad", value)
-        if tuple(value.shape) != self.shape:
-            raise ValueError(f"{self.name or 'parameter'}.grad: expected shape {self.shape}, got {tuple(value.shape)}")
-        self.device.copy(self._grad, value)
-
-    def load(self, array) -> None:
-        """Copy a NumPy array in (shape- and dtype-checked)."""
-        array = np.asarray(array)
-        if array.shape != self.shape:
-            raise ValueError(f"{self.name or 'parameter'}.load: expected shape {self.shape}, got {array.shape}")
-        if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"{self.name or 'parameter'}.load: expected a float array, got {array.dtype}")
-        self.device.copy(self.data, np.ascontiguousarray(array, dtype=self.device.float_dtype))
-
-    def numpy(self) -> np.ndarray:
-        return np.array(self.device.to_numpy(self.data))
-
-    def __repr__(self) -> str:
-        return f"Parameter({self.name!r}, shape={self.shape}, device={self.device!r})"
+from runtime.device import Device, device_of
+from runtime.parameters import Parameter
 
 
 def uniform_init(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
@@ -100,6 +51,13 @@ class Layer:
         """Arrays that are not parameters but belong in a checkpoint (e.g. running statistics)."""
         return {}
 
+    def random_state(self) -> int | None:
+        """Where this layer's random stream stands (None: it draws no random numbers); saved in checkpoints."""
+        return None
+
+    def set_random_state(self, state: int) -> None:
+        """Continue the random stream from ``state`` (what ``random_state`` returned); no-op without one."""
+
     def train(self):
         self.training = True
         return self
@@ -112,7 +70,7 @@ class Layer:
         return self.forward(x)
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _device_for(self, x) -> Device:
+    def device_for(self, x) -> Device:
         """A layer with parameters computes on its own device; a parameter-free one on its input's."""
         if self.device is not None:
             self.device.check_owns(f"{type(self).__name__}.forward", x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.device import Device
+from runtime.device import Device
 
 from .base import Layer, Parameter
 
@@ -21,7 +21,7 @@ class BatchNorm2D(Layer):
         self.running_var = self.device.asarray(np.ones(channels))
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._expect(x, 4, f"(batch, {self.channels}, height, width)", {1: self.channels})
         y = self._buffer(dev, "y", x.shape)
         k = dev.kernels

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cuda_kernels import conv_image_gemm
-from cuda_kernels.conv import conv_output_size
-from engine.device import Device
+from cuda_kernels.shapes import CONV_IMAGE_GEMM, conv_image_gemm_shapes, conv_output_size, im2col_shapes
+from runtime.device import Device
 
 from .base import Layer, Parameter, uniform_init
 
-ALGORITHMS = ("auto", "im2col", conv_image_gemm.ALGORITHM)
+ALGORITHMS = ("auto", "im2col", CONV_IMAGE_GEMM)
 
 
 class Conv2D(Layer):
@@ -26,8 +25,8 @@ class Conv2D(Layer):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Conv2D: argument 'algorithm' must be one of {list(ALGORITHMS)}, got {algorithm!r}")
         if algorithm == "auto":
-            algorithm = conv_image_gemm.ALGORITHM if self.device.name == "cpu" else "im2col"
-        elif algorithm == conv_image_gemm.ALGORITHM and self.device.name != "cpu":
+            algorithm = CONV_IMAGE_GEMM if self.device.name == "cpu" else "im2col"
+        elif algorithm == CONV_IMAGE_GEMM and self.device.name != "cpu":
             raise ValueError(f"Conv2D: algorithm {algorithm!r} runs on the cpu device only, got {self.device}")
         self.algorithm = algorithm
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -39,7 +38,7 @@ class Conv2D(Layer):
         self.bias = Parameter(uniform_init(rng, (out_channels,), fan_in), self.device, "bias") if bias else None
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._expect(x, 4, f"(batch, {self.in_channels}, height, width)", {1: self.in_channels})
         n, c, h, w = x.shape
         oh = conv_output_size(h, self.kernel_size, self.stride, self.padding)
@@ -49,22 +48,22 @@ class Conv2D(Layer):
         y = self._buffer(dev, "y", (n, self.out_channels, oh, ow))
         bias = None if self.bias is None else self.bias.data
         self._x_shape = tuple(x.shape)
-        if self.algorithm == conv_image_gemm.ALGORITHM:
-            shapes = conv_image_gemm.buffer_shapes(x.shape, self.weight.shape, self.stride, self.padding)
+        if self.algorithm == CONV_IMAGE_GEMM:
+            shapes = conv_image_gemm_shapes(x.shape, self.weight.shape, self.stride, self.padding, dev.cpu_threads)
             padded = self._buffer(dev, "padded", shapes["padded"])  # saved for backward
             work = self._buffer(dev, "work", shapes["work"])
             dev.kernels.conv2d_image_gemm_forward(y, padded, work, x, self.weight.data, bias, self.stride, self.padding)
             return y
-        pixels, patch = n * oh * ow, c * self.kernel_size ** 2
-        cols = self._buffer(dev, "cols", (pixels, patch))  # saved for backward
-        rows = self._buffer(dev, "rows", (pixels, self.out_channels))
+        shapes = im2col_shapes(x.shape, self.out_channels, self.kernel_size, self.stride, self.padding)
+        cols = self._buffer(dev, "cols", shapes["cols"])  # saved for backward
+        rows = self._buffer(dev, "rows", shapes["rows"])
         dev.kernels.conv2d_forward(y, cols, rows, x, self.weight.data, bias, self.stride, self.padding)
         return y
 
     def backward(self, dy):
         dev = self.device
         dbias = None if self.bias is None else self.bias.grad
-        if self.algorithm == conv_image_gemm.ALGORITHM:
+        if self.algorithm == CONV_IMAGE_GEMM:
             dx = self._buffer(dev, "dx", self._x_shape) if self.needs_input_grad else None
             dev.kernels.conv2d_image_gemm_backward(dx, self.weight.grad, dbias, self._buffers["work"], dy,
                                                    self._buffers["padded"], self.weight.data, self.stride,

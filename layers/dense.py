@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.device import Device
+from runtime.device import Device
 
 from .base import Layer, Parameter, uniform_init
 
@@ -24,7 +24,7 @@ class Dense(Layer):
     def forward(self, x, activation: str = "none"):
         """y = activation(x @ W^T + b); ``activation`` is applied in the GEMM's epilogue (the layer's own
         backward does not involve it: the activation layer that follows owns that gradient)."""
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._expect(x, 2, f"(batch, {self.in_features})", {1: self.in_features})
         y = self._buffer(dev, "y", (x.shape[0], self.out_features))
         dev.kernels.gemm(y, x, self.weight.data, trans_b=True, bias=None if self.bias is None else self.bias.data,

@@ -14,7 +14,7 @@ class Dropout(Layer):
         self.p, self.seed, self._calls = float(p), int(seed), 0
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._dev = dev
         if not self.training or self.p == 0.0:
             self._identity = True
@@ -24,6 +24,12 @@ class Dropout(Layer):
         self._calls += 1  # a fresh mask every step, the same sequence of masks every run
         dev.kernels.dropout_forward(y, mask, x, self.p, self.seed * 1_000_003 + self._calls)
         return y
+
+    def random_state(self) -> int:
+        return self._calls
+
+    def set_random_state(self, state: int) -> None:
+        self._calls = int(state)
 
     def backward(self, dy):
         if not self.needs_input_grad:

@@ -9,24 +9,30 @@ import math
 
 import numpy as np
 
-from cuda_kernels.reductions import copy_labels_checked
-from engine.device import Device
+from runtime.device import host_device
 
 from .base import Layer
 
-_HOST = Device("cpu")  # where labels are checked and converted, whatever device computes the loss
+
+class Loss(Layer):
+    """A loss: ``forward(prediction, target)`` returns the mean loss as a float; ``backward()`` its gradient."""
+
+    @property
+    def last_labels(self):
+        """The class labels of the last forward, as int32 on the device (None for a loss without classes)."""
+        return None
 
 
-class SoftmaxCrossEntropy(Layer):
+class SoftmaxCrossEntropy(Loss):
     def forward(self, logits, labels) -> float:
-        dev = self._device_for(logits)
+        dev = self.device_for(logits)
         self._expect(logits, 2, "(batch, classes)")
         n, c = logits.shape
         labels = self._labels_int32(dev, labels, n, c)
         loss, rows = self._buffer(dev, "loss", (1,)), self._buffer(dev, "row_losses", (n,))
         probs = self._buffer(dev, "probs", (n, c))
         dev.kernels.softmax_cross_entropy_forward(loss, rows, probs, logits, labels)
-        self._dev, self.labels_on_device = dev, labels
+        self._dev, self._labels = dev, labels
         value = float(dev.to_numpy(loss)[0])
         if not math.isfinite(value):
             raise FloatingPointError(f"SoftmaxCrossEntropy: the loss is {value} (diverged, or a label out of range)")
@@ -41,8 +47,9 @@ class SoftmaxCrossEntropy(Layer):
             labels = np.asarray(dev.to_numpy(labels))
         if labels.shape != (n,) or labels.dtype.kind not in "iu":
             raise ValueError(f"SoftmaxCrossEntropy: labels must be {n} integers, got {labels.dtype} {labels.shape}")
-        host = self._buffer(_HOST, "labels_host", (n,), np.int32)
-        if copy_labels_checked(host, labels, c):
+        host_dev = host_device()  # labels are checked and converted on the host, whatever computes the loss
+        host = self._buffer(host_dev, "labels_host", (n,), np.int32)
+        if host_dev.kernels.copy_labels_checked(host, labels, c):
             raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c}), "
                              f"got [{labels.min()}, {labels.max()}]")
         if dev.name != "cuda":
@@ -51,18 +58,22 @@ class SoftmaxCrossEntropy(Layer):
         buf.copy_to_device(host)
         return buf
 
+    @property
+    def last_labels(self):
+        return self._labels
+
     def backward(self, dy=None):
         """d(mean loss)/d(logits); ``dy`` (the upstream scalar gradient) defaults to 1."""
         probs = self._buffers["probs"]
         dlogits = self._buffer(self._dev, "dlogits", probs.shape)
         scale = (1.0 if dy is None else float(dy)) / probs.shape[0]
-        self._dev.kernels.softmax_cross_entropy_backward(dlogits, probs, self.labels_on_device, scale)
+        self._dev.kernels.softmax_cross_entropy_backward(dlogits, probs, self._labels, scale)
         return dlogits
 
 
-class MSELoss(Layer):
+class MSELoss(Loss):
     def forward(self, pred, target) -> float:
-        dev = self._device_for(pred)
+        dev = self.device_for(pred)
         target = dev.asarray(target)
         if tuple(target.shape) != tuple(pred.shape):
             raise ValueError(f"MSELoss: target shape {tuple(target.shape)} != prediction shape {tuple(pred.shape)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cuda_kernels.maxpool import pool_output_size
+from cuda_kernels.shapes import pool_output_size
 
 from .base import Layer
 
@@ -16,7 +16,7 @@ class MaxPool2D(Layer):
         self.stride = int(stride) if stride is not None else self.kernel_size  # PyTorch's default
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._expect(x, 4, "(batch, channels, height, width)")
         n, c, h, w = x.shape
         oh, ow = pool_output_size(h, self.kernel_size, self.stride), pool_output_size(w, self.kernel_size, self.stride)

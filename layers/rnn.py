@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.device import Device
+from runtime.device import Device
 
 from .base import Layer, Parameter, uniform_init
 
@@ -26,7 +26,7 @@ class RNN(Layer):
         self.bias = Parameter(uniform_init(rng, (h,), h), self.device, "bias")
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._expect(x, 3, f"(batch, time, {self.input_size})", {2: self.input_size})
         n, t, _ = x.shape
         k = dev.kernels

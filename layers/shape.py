@@ -22,7 +22,7 @@ class LastTimeStep(Layer):
     """The last hidden state of a sequence (N, T, H) -> (N, H), e.g. between an RNN and a classifier."""
 
     def forward(self, x):
-        dev = self._device_for(x)
+        dev = self.device_for(x)
         self._expect(x, 3, "(batch, time, features)")
         n, t, h = x.shape
         time_major = self._buffer(dev, "time_major", (t, n, h))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.parameters import FlatParameters
+from runtime.parameters import FlatParameters
 
 
 class Optimizer:

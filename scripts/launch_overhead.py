@@ -53,8 +53,8 @@ def per_step(model_name: str, batch: int, steps: int) -> dict:
     import layers as L
     import optim as O
     from cuda_kernels import launch
-    from engine.device import Device
     from engine.models import lenet, mlp
+    from runtime.device import Device
 
     dev = Device("cuda")
     model = lenet(dev) if model_name == "lenet" else mlp(dev, in_features=784)

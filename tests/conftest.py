@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import cuda_probe  # noqa: E402  (imports only the standard library)
+from hardware import cuda_probe  # noqa: E402  (imports only the standard library)
 
 SIMULATOR_ASKED_FOR = cuda_probe.simulator_requested()  # by the user (or `cli.py --device sim check`)
 REAL_GPU = cuda_probe.real_gpu_count() > 0 and not SIMULATOR_ASKED_FOR

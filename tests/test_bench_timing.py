@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from engine.bench.timing import time_interleaved
+from bench.timing import time_interleaved
 
 
 class Clocked:

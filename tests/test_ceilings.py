@@ -11,7 +11,7 @@ from support import SIMULATOR
 def test_gpu_ceilings_report_the_best_probe_with_launch_latency_hidden():
     if SIMULATOR:
         pytest.skip("hundreds of MiB through the simulator: real GPUs only")
-    from engine.bench.ceilings import gpu_ceilings
+    from bench.ceilings import gpu_ceilings
 
     ceilings = gpu_ceilings(quick=True)
     copy, memcpy = (float(x) for x in re.findall(r"\((\d+)\)", ceilings["gbps_how"]))

@@ -52,7 +52,7 @@ def test_bench_quick_covers_every_op_family_with_a_validation_error_on_every_row
 
 
 def test_bench_lists_gpu_rows_as_unavailable_without_a_gpu():
-    from engine import cuda_probe
+    from hardware import cuda_probe
 
     if cuda_probe.real_gpu_count():
         pytest.skip("a GPU is present")

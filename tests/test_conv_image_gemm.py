@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from support import assert_close, for_all, kernels, poisoned, random_array
 
 from cuda_kernels import conv_image_gemm as CI
-from cuda_kernels.conv import conv_output_size
+from cuda_kernels.shapes import conv_output_size
 
 CASES = st.fixed_dictionaries({
     "n": st.sampled_from([1, 2, 3, 7]),  # fewer images than threads too: a thread with no image
@@ -84,8 +84,8 @@ def test_image_gemm_rejects_a_workspace_without_a_row_per_thread():
 
 
 def test_conv2d_layer_picks_image_gemm_on_cpu_and_refuses_it_elsewhere():
-    from engine.device import Device
     from layers import Conv2D
+    from runtime.device import Device
 
     assert Conv2D(1, 2, 3, device="cpu").algorithm == "image_gemm"
     assert Conv2D(1, 2, 3, device="numpy").algorithm == "im2col"

@@ -5,8 +5,7 @@ import pytest
 from hypothesis import strategies as st
 from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend, to_host
 
-from cuda_kernels.conv import conv_output_size
-from cuda_kernels.maxpool import pool_output_size
+from cuda_kernels.shapes import conv_output_size, pool_output_size
 
 
 def conv_case(backend):

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import Device, DeviceUnavailable, cuda_probe
-from engine.device import _resolve
+from engine import Device, DeviceUnavailable
+from hardware import cuda_probe
+from runtime.device import _resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 

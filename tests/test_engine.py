@@ -113,7 +113,7 @@ def test_optimizers_update_the_model_through_the_flat_buffer(device):
                                        lambda ps: O.AdamW(ps, lr=0.1), lambda ps: O.SGD(ps, lr=0.1, momentum=0.9),
                                        lambda ps: O.RMSprop(ps, momentum=0.5), lambda ps: O.Adagrad(ps)])
 def test_parameter_slices_start_on_cache_lines_and_the_padding_stays_zero(optimizer):
-    from engine.parameters import SLICE_FLOATS, padded_size
+    from runtime.parameters import SLICE_FLOATS, padded_size
 
     dev = Device("cpu")
     model = Sequential(L.Dense(3, 5, device=dev), L.Tanh(), L.Dense(5, 2, device=dev, seed=1))  # 15, 5, 10, 2 floats

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cuda_kernels import get_backend
-from cuda_kernels.conv import conv_output_size
+from cuda_kernels.shapes import conv_output_size
 
 REF = get_backend("numpy")
 
@@ -120,7 +120,7 @@ _REFERENCE = {}
 
 
 def _reference():
-    from engine.device import Device
+    from runtime.device import Device
 
     if "dev" not in _REFERENCE:
         _REFERENCE["dev"] = Device("numpy")

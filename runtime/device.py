@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cuda_probe
+from hardware import cuda_probe
 
 DEVICE_NAMES = ("cpu", "cuda", "auto")
 
@@ -72,6 +72,13 @@ class Device:
             from numba import cuda
 
             self._cuda = cuda
+
+    @property
+    def cpu_threads(self) -> int:
+        """How many threads the CPU kernels may run on (per-thread workspaces have this many rows)."""
+        import numba
+
+        return numba.config.NUMBA_NUM_THREADS
 
     # -- arrays ------------------------------------------------------------------------------------
     def _kernel_dtype(self, dtype) -> np.dtype:
@@ -149,6 +156,11 @@ class Device:
 
     def __repr__(self) -> str:
         return "Device('cuda', simulator=True)" if self.simulator else f"Device({self.name!r})"
+
+
+def host_device() -> Device:
+    """The CPU device, made once: where host-side work (checking labels, staging) runs."""
+    return _cached("cpu")
 
 
 def device_of(array) -> Device:

@@ -1,6 +1,6 @@
 """``bench --ops train --ranks 1,2,...``: data-parallel throughput over MPI ranks on this machine.
 
-For each rank count r, ``mpiexec -n r python -m engine.bench.scaling`` times training steps of the
+For each rank count r, ``mpiexec -n r python -m bench.scaling`` times training steps of the
 bench's models at the same *global* batch; every rank gets cores/r Numba threads, so 1 rank with all
 threads is the honest baseline: ``scaling`` = throughput(r) / throughput(1 rank, all threads).
 """
@@ -26,9 +26,9 @@ def _worker(out: str, steps: int) -> None:
 
     import layers as L
     import optim as O
-    from engine.device import Device
     from engine.distributed import get_world
     from engine.models import lenet, mlp
+    from runtime.device import Device
 
     world = get_world()
     dev = Device("cpu")
@@ -71,7 +71,7 @@ def run_scaling(rank_counts: list[int], steps: int = 10) -> list[dict]:
         for ranks in rank_counts:
             out = os.path.join(folder, f"r{ranks}.json")
             cmd = ([mpiexec, "-n", str(ranks)] if ranks > 1 else []) + \
-                [sys.executable, "-m", "engine.bench.scaling", out, str(steps)]
+                [sys.executable, "-m", "bench.scaling", out, str(steps)]
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"the {ranks}-rank run failed: {done.stderr.strip().splitlines()[-1:]}")

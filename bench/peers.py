@@ -2,7 +2,7 @@
 as clearly labelled rows (device "torch-cpu" / "torch-cuda"), so each of our rows can say how it
 compares (vs_peer = peer time / our time, > 1 means we are faster). TF32 is off: a float32 peer.
 
-The peers run in a separate process that never imports numba (``python -m engine.bench.peers``):
+The peers run in a separate process that never imports numba (``python -m bench.peers``):
 measured here, PyTorch's LeNet step took 12 ms inside the bench process (Numba's OpenMP workers and
 tilegrad's BLAS limit beside it) against 6.9 ms alone. A fair yardstick runs alone.
 """
@@ -37,7 +37,7 @@ def run_peers(jobs: list[dict]) -> list[dict]:
         with open(request, "wb") as f:
             pickle.dump(jobs, f)
         env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-        done = subprocess.run([sys.executable, "-m", "engine.bench.peers", request, answer], env=env,
+        done = subprocess.run([sys.executable, "-m", "bench.peers", request, answer], env=env,
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"the PyTorch peer process failed: {done.stderr.strip().splitlines()[-1:]}")

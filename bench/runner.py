@@ -60,8 +60,8 @@ def _measured(case, device, impl, threads, first_ms, median_ms, err) -> dict:
 def run_bench(config: BenchConfig, progress=None) -> dict:
     import numba
 
-    from engine.device import Device
-    from engine.machine import machine_info
+    from hardware.machine import machine_info
+    from runtime.device import Device
 
     all_threads = numba.get_num_threads()
     thread_counts = config.threads or sorted({1, all_threads})
