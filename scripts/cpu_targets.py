@@ -5,9 +5,14 @@ Each run is a fresh `python cli.py bench --device cpu --ops train,optim,gemm,con
 ratio is taken inside one run (ours against PyTorch CPU or NumPy's BLAS measured in that same run), and
 the table reports each ratio's median over the runs with its spread, against its target:
 
-    python scripts/cpu_targets.py                      # 3 runs (~10 min on 2 cores), JSON kept in benchmarks/results/
-    python scripts/cpu_targets.py --runs 5
-    python scripts/cpu_targets.py --from a.json b.json c.json   # re-read earlier runs, no benchmarking
+    python scripts/cpu_targets.py                      # 3 runs (~10 min on 2 cores)
+    python scripts/cpu_targets.py --runs 5             # one set of five: one file in benchmarks/results/
+    python scripts/cpu_targets.py --from a-set.json b-set.json run.json   # re-read earlier runs, no benchmarking
+
+One invocation writes ONE file, `benchmarks/results/<start>-cpu-targets-set.json`:
+`{"set": {...}, "summary": [...], "runs": [bench JSON, ...]}`, each run the bench's own JSON verbatim and
+the summary the table below as data. It is rewritten after every run, so an interrupted set keeps the
+runs it finished. `--from` reads set files and single bench JSON files alike.
 
 Ratios above 1 mean tilegrad is faster. The machine's noise is large (another tenant on the same host
 can halve a two-thread timing), which is why a target counts only at the median of several runs.
@@ -21,10 +26,12 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ["cli.py", "bench", "--device", "cpu", "--ops", "train,optim,gemm,conv", "--peers"]
+SET_SUFFIX = "-cpu-targets-set.json"
 
 # (what, op, case, impl, field, target): field is vs_peer (PyTorch time / ours) or vs_blas (NumPy matmul / ours)
 TARGETS = [
@@ -57,46 +64,91 @@ def ratio(result: dict, op: str, case: str, impl: str, field: str) -> float | No
     return max(rows, key=lambda r: r["threads"] or 0)[field] if rows else None
 
 
-def table(results: list[dict]) -> str:
-    lines = ["| target | runs | median | min – max | target | met |", "|---|---:|---:|---:|---:|---|"]
+def summary(results: list[dict]) -> list[dict]:
+    """Per target: how many runs measured it, the median and spread of its ratio, and whether it is met."""
+    rows = []
     for what, op, case, impl, field, target in TARGETS:
         values = [v for v in (ratio(r, op, case, impl, field) for r in results) if v is not None]
-        if not values:
-            lines.append(f"| {what} | 0 | – | – | {target or 'report'} | not measured |")
+        row = {"target": what, "op": op, "case": case, "impl": impl, "field": field, "goal": target,
+               "runs": len(values), "median": None, "min": None, "max": None, "met": None}
+        if values:
+            row.update(median=statistics.median(values), min=min(values), max=max(values))
+            if target is not None:
+                row["met"] = row["median"] >= target
+        rows.append(row)
+    return rows
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| target | runs | median | min – max | target | met |", "|---|---:|---:|---:|---:|---|"]
+    for row in summary(results):
+        goal = row["goal"]
+        if not row["runs"]:
+            lines.append(f"| {row['target']} | 0 | – | – | {goal or 'report'} | not measured |")
             continue
-        median = statistics.median(values)
-        met = "report only" if target is None else ("yes" if median >= target else "**no**")
-        lines.append(f"| {what} | {len(values)} | {median:.2f}x | {min(values):.2f} – {max(values):.2f} | "
-                     f"{'–' if target is None else format(target, '.2f') + 'x'} | {met} |")
+        met = "report only" if goal is None else ("yes" if row["met"] else "**no**")
+        lines.append(f"| {row['target']} | {row['runs']} | {row['median']:.2f}x | {row['min']:.2f} – "
+                     f"{row['max']:.2f} | {'–' if goal is None else format(goal, '.2f') + 'x'} | {met} |")
     return "\n".join(lines)
 
 
-def run_bench(index: int, runs: int, out_dir: Path) -> Path:
-    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M")
-    path = out_dir / f"{stamp}-cpu-targets-run{index + 1}.json"
+def load_runs(paths: list[Path]) -> tuple[list[dict], list[str]]:
+    """The bench runs in set files (all of their runs) and single bench JSON files; a label per file."""
+    runs, labels = [], []
+    for path in map(Path, paths):
+        data = json.loads(path.read_text())
+        if "runs" in data:
+            runs.extend(data["runs"])
+            labels.append(f"{path.name} ({len(data['runs'])} runs)")
+        else:
+            runs.append(data)
+            labels.append(path.name)
+    return runs, labels
+
+
+def write_set(path: Path, meta: dict, runs: list[dict]) -> None:
+    path.write_text(json.dumps({"set": meta, "summary": summary(runs), "runs": runs}, indent=1) + "\n")
+
+
+def run_bench(index: int, runs: int, work_dir: Path) -> dict:
+    """One fresh bench process; its JSON, as the bench wrote it."""
+    path = work_dir / f"run{index + 1}.json"
     print(f"[{index + 1}/{runs}] {' '.join(BENCH)} --json {path}", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, *BENCH, "--json", str(path)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return path
+    return json.loads(path.read_text())
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="bench runs to take the median over (default 3)")
-    parser.add_argument("--from", dest="files", nargs="+", type=Path, help="bench JSON files to read instead")
+    parser.add_argument("--from", dest="files", nargs="+", type=Path,
+                        help="set files or bench JSON files to read instead")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results",
-                        help="where each run's JSON goes (default benchmarks/results)")
+                        help="where the set's one JSON file goes (default benchmarks/results)")
     args = parser.parse_args(argv)
     if args.files:
-        paths = args.files
+        results, labels = load_runs(args.files)
     else:
         if args.runs < 1:
             parser.error("--runs must be at least 1")
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [run_bench(i, args.runs, args.out_dir) for i in range(args.runs)]
-    results = [json.loads(Path(p).read_text()) for p in paths]
+        started = datetime.datetime.now()
+        path = args.out_dir / f"{started.strftime('%Y-%m-%dT%H%M')}{SET_SUFFIX}"
+        meta = {"started": started.isoformat(timespec="seconds"), "runs": args.runs,
+                "bench": " ".join(["python", *BENCH])}
+        results = []
+        with tempfile.TemporaryDirectory() as work_dir:
+            for i in range(args.runs):
+                results.append(run_bench(i, args.runs, Path(work_dir)))
+                write_set(path, meta, results)
+        print(f"{len(results)} runs in {path}", file=sys.stderr)
+        labels = [f"{path.name} ({len(results)} runs)"]
+    if not results:
+        print("no bench runs in the files given", file=sys.stderr)
+        return 1
     machine = results[0]["machine"]
-    print(f"{machine['cpu']}, {machine['threads']} threads; {len(results)} bench runs: "
-          + ", ".join(Path(p).name for p in paths) + "\n")
+    print(f"{machine['cpu']}, {machine['threads']} threads; {len(results)} bench runs from "
+          + ", ".join(labels) + "\n")
     print(table(results))
     return 0
 

@@ -1,4 +1,5 @@
-"""scripts/cpu_targets.py: the median over runs, the row it reads, and the verdict against the target."""
+"""scripts/cpu_targets.py: the median over runs, the row it reads, the verdict against the target, and the one
+file a set of runs is kept in."""
 
 import importlib.util
 import json
@@ -51,3 +52,43 @@ def test_reading_saved_runs_needs_no_benchmarking(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "| LeNet-5 training step, batch 64, vs PyTorch | 3 | 1.80x |" in done.stdout
+
+
+def test_a_set_file_is_read_as_all_of_its_runs(tmp_path):
+    runs = [fake_run(value) for value in (1.2, 1.8)]
+    set_file = tmp_path / "2026-01-01T0000-cpu-targets-set.json"
+    cpu_targets.write_set(set_file, {"started": "2026-01-01T0000"}, runs)
+    single = tmp_path / "run.json"
+    single.write_text(json.dumps(fake_run(1.9)))
+    loaded, labels = cpu_targets.load_runs([set_file, single])
+    assert loaded == [*runs, fake_run(1.9)]
+    assert labels == [f"{set_file.name} (2 runs)", "run.json"]
+
+
+def test_several_runs_are_kept_in_one_file(tmp_path, monkeypatch):
+    values = iter([1.0, 2.0, 1.6])
+    calls = []
+
+    def fake_bench(command, **kwargs):  # stands in for `python cli.py bench ... --json PATH`
+        calls.append(command)
+        Path(command[command.index("--json") + 1]).write_text(json.dumps(fake_run(next(values)), indent=1))
+
+    monkeypatch.setattr(cpu_targets.subprocess, "run", fake_bench)
+    assert cpu_targets.main(["--runs", "3", "--out-dir", str(tmp_path)]) == 0
+    assert len(calls) == 3
+    (kept,) = tmp_path.iterdir()  # one file, no per-run leftovers
+    assert kept.name.endswith(cpu_targets.SET_SUFFIX)
+    data = json.loads(kept.read_text())
+    assert data["runs"] == [fake_run(1.0), fake_run(2.0), fake_run(1.6)]  # each run as the bench wrote it
+    assert data["set"]["runs"] == 3
+    lenet = next(row for row in data["summary"] if row["case"] == "lenet-5 b64")
+    assert (lenet["runs"], lenet["median"], lenet["min"], lenet["max"], lenet["met"]) == (3, 1.6, 1.0, 2.0, True)
+
+
+def test_the_kept_sets_hold_their_runs_and_the_summary_of_them():
+    sets = sorted((ROOT / "benchmarks" / "results").glob("*" + cpu_targets.SET_SUFFIX))
+    assert sets
+    for path in sets:
+        data = json.loads(path.read_text())
+        assert data["runs"] and all("results" in run for run in data["runs"]), path.name
+        assert data["summary"] == cpu_targets.summary(data["runs"]), path.name
