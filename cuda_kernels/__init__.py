@@ -2,8 +2,9 @@
 
 ``get_backend("numpy" | "cpu" | "cuda")`` returns the object the engine calls; every op has the same
 name and signature on every backend (outputs first, then inputs, weights, sizes, hyper-parameters;
-the caller allocates every buffer). Families, one file each, read top to bottom: napkin math,
-NumPy reference, CPU twin, GPU kernels from naive to fast, launcher.
+the caller allocates every buffer), and an op on one backend only says why in its registration
+(``single_backend_ops()``). Families, one file each, read top to bottom: the docstring's napkin math
+and versions, then the sections Reference, CPU twin, GPU kernels (naive to fast), Launchers.
 """
 
 from hardware.cuda_probe import ensure_numba_cache_dir
@@ -13,10 +14,11 @@ from . import numpy_compat  # noqa: F401  (before numba-cuda compiles anything: 
 ensure_numba_cache_dir()
 
 from . import batchnorm, ceilings, conv, conv_image_gemm, elementwise, gemm, maxpool, optimizers, reductions, rnn  # noqa: E402,F401  (importing a family registers its ops)
-from .backend import Backend, all_ops, get_backend  # noqa: E402
+from .backend import Backend, all_ops, check_registry, get_backend, single_backend_ops  # noqa: E402
 from .launch import KERNELS, SIMULATOR  # noqa: E402
 from .threads import configure_cpu_threads  # noqa: E402
 
+check_registry()  # every op on every backend, or a declared reason why not
 configure_cpu_threads()
 
-__all__ = ["Backend", "get_backend", "all_ops", "KERNELS", "SIMULATOR"]
+__all__ = ["Backend", "get_backend", "all_ops", "single_backend_ops", "KERNELS", "SIMULATOR"]

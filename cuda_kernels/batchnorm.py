@@ -32,6 +32,11 @@ BN_THREADS = 32 if SIMULATOR else 256
 BN_MAX_BLOCKS = 2 if SIMULATOR else 4096
 
 
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
+
+
 def _check_bn(op, backend, x, y, channel_arrays):
     dt = float_dtype(backend)
     n, c, h, w = check_array(op, "x", x, backend, dtype=dt, ndim=4)
@@ -44,7 +49,7 @@ def _check_bn(op, backend, x, y, channel_arrays):
 
 
 # ------------------------------------------------------------------------------------------------
-# NumPy references
+# Reference: NumPy, float64-capable
 # ------------------------------------------------------------------------------------------------
 
 
@@ -85,7 +90,7 @@ def batchnorm_backward_reference(dx, dgamma, dbeta, dy, x, mean, invstd, gamma):
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU twins: prange over channels; each thread streams its channel's N*H*W values
+# CPU twin: prange over channels; each thread streams its channel's N*H*W values
 # ------------------------------------------------------------------------------------------------
 
 
@@ -176,8 +181,10 @@ def batchnorm_backward_cpu(dx, dgamma, dbeta, dy, x, mean, invstd, gamma):
 
 
 # ------------------------------------------------------------------------------------------------
-# GPU kernels: one block per channel (grid-stride over channels), block-wide tree reductions
+# GPU kernels: train and backward one block per channel (block-wide tree reductions); eval grid-stride
 # ------------------------------------------------------------------------------------------------
+
+
 BN4 = "float32[:, :, :, ::1]"
 BN1 = "float32[::1]"
 
@@ -270,6 +277,11 @@ def batchnorm_backward_kernel(dx, dgamma, dbeta, dy, x, mean, invstd, gamma):
             dbeta[ch] = sum_dy
             dgamma[ch] = sum_dy_xhat
         cuda.syncthreads()
+
+
+# ------------------------------------------------------------------------------------------------
+# Launchers
+# ------------------------------------------------------------------------------------------------
 
 
 def _channel_grid(c):

@@ -1,26 +1,15 @@
 """SGEMM called from Numba-compiled code, so that Numba's own threads run BLAS.
 
-Why: on this project's CPUs, OpenBLAS's thread pool and Numba's OpenMP pool both spin-wait after
-each parallel region, and a training step alternates between them, so BLAS runs single-threaded
-(``threads.py``). That costs every large GEMM its other cores. Here a ``prange`` loop cuts C into
-blocks that Numba's threads share, each block one single-threaded SGEMM: one thread pool for the whole
-step, and GEMMs that use every core (measured with one block per thread: 256x784x256 from ~95 to ~165
-GFLOP/s on 2 cores).
+BLAS runs single-threaded (``threads.py``: its spinning pool and Numba's steal each other's cores), so a
+``prange`` loop here cuts C into tiles, each one single-threaded SGEMM on one of Numba's threads: one
+thread pool for the whole step. Where OpenBLAS has its small-matrix kernels (M*N*K <= 100^3: no packing,
+faster than its packed path), C is cut into tiles that take them (``small_tile_grid``); elsewhere into
+one band per thread.
 
-The call goes through ``numba_xxgemm``, the C helper behind Numba's own ``np.dot`` (it forwards to
-SciPy's ``cython_blas.sgemm``), so the compiled functions can be cached on disk, unlike a ctypes
-function pointer. BLAS is column-major; a row-major (M, N) block with row stride ldc is, to BLAS, the
-column-major (N, M) matrix C^T with leading dimension ldc, and C^T = op(B)^T @ op(A)^T: we pass B
-before A and swap the transpose flags.
-
-Small tiles: OpenBLAS's AVX-512 cores (SkylakeX and its successors) have a second SGEMM path for small
-products, taken when M*N*K <= 100^3 (sgemm_small_kernel_permit_skylakex.c): no packing of A and B, no
-buffer set-up. On this project's machine it runs at near the FMA peak where the packed path runs at
-~80 % (LeNet fc1, 64x120x400: one call 78 us, two thread bands 47 us, seven 9-row tiles 36 us). So
-where a product can be cut into at most MAX_SMALL_TILES tiles that each pass OpenBLAS's test, that is
-how it is cut (``small_tile_grid``: bands while the operands fit in L2, a 2-D grid past it): measured
-faster up to ~50 M multiply-adds (MLP fc1: 620 -> 526 us) and slower beyond (~67 M). Elsewhere, and with
-any other BLAS, one band per Numba thread.
+The call goes through ``numba_xxgemm``, the C helper behind Numba's ``np.dot`` (it forwards to SciPy's
+``cython_blas.sgemm``), so the compiled functions can be cached on disk, unlike a ctypes pointer. BLAS is
+column-major: row-major C is its C^T = op(B)^T @ op(A)^T, so we pass B before A and swap the transpose
+flags.
 
 Shapes: op(A) (M, K), op(B) (K, N), C (M, N); every array C-contiguous, float32.
 """
@@ -58,7 +47,7 @@ SPLIT_MIN_FLOPS = 2.0e6
 # skylakex.c): M*N*K <= 100^3; never with both operands transposed; with only A transposed, only when
 # M*N <= 1200 and K >= 32.
 SMALL_MNK, SMALL_TN_MAX_MN, SMALL_TN_MIN_K = 100**3, 1200, 32
-MAX_SMALL_TILES = 64
+MAX_SMALL_TILES = 64  # past it (products over ~64 M multiply-adds) the packed path wins again
 SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS cores built from those kernels
 
 
@@ -78,10 +67,9 @@ def sgemm_block(c, c_offset, ldc, a, a_offset, lda, b, b_offset, ldb, m, n, k, t
 def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
     """C[row0:row1, col0:col1] = act(C + bias): the GEMM epilogue, on one block of C.
 
-    Two details make this loop SIMD code, measured 5-7x faster (bias + ReLU on 256x256: 35 -> 7 us; tanh
-    170 -> 25): the column index is unsigned, since a signed index that may be negative makes Numba
-    wrap it around on every access, which LLVM does not vectorize; and error_model="numpy" lets a
-    division be a division (tanh's), where Numba's default checks each divisor for zero to raise.
+    Two details make this loop SIMD code: the column index is unsigned (a signed index that may be
+    negative gets Numba's wraparound test on every access, which LLVM does not vectorize), and
+    error_model="numpy" lets tanh's division be a division (Numba's default checks every divisor for zero).
     """
     first, last = np.uint64(col0), np.uint64(col1)
     for i in range(row0, row1):
@@ -147,13 +135,10 @@ def small_tile_grid(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tup
     """(grid_rows, grid_cols): at most MAX_SMALL_TILES tiles over C that each pass OpenBLAS's small-kernel
     test; None when there are none.
 
-    Each tile reads its rows of op(A) and its columns of op(B) again. While A and B fit in L2 together,
-    those re-reads are L2 hits and the cut is the fewest bands of whole rows (or columns): whole rows are
-    what the AVX-512 kernel runs 16 at a time. Past L2 (the MLP's first layer: 1.6 MiB of operands against
-    1 MiB) the re-reads go to L3, so the cut is the 2-D grid that re-reads the fewest floats,
-    k * (m * grid_cols + n * grid_rows). Measured (2 threads): 2-D grids for every shape were slower where
-    the operands fit (256x256x256: 159 -> 180 us, tiles 43 columns wide); for the two that overflow, the
-    MLP step 1.02-1.05x faster (four paired A/B runs), where the rest of the step competes for the caches.
+    Each tile re-reads its rows of op(A) and its columns of op(B). While A and B fit in L2 together those
+    re-reads are L2 hits, and the cut is the fewest bands of whole rows (or columns), which the AVX-512
+    kernel runs 16 at a time. Past L2 they go to L3, so the cut is the 2-D grid that re-reads the fewest
+    floats, k * (m * grid_cols + n * grid_rows).
     """
     if 4 * (m * k + k * n) <= L2_BYTES:
         best = None
@@ -177,7 +162,7 @@ def small_tile_grid(m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> tup
 
 
 def _l2_cache_bytes() -> int:
-    """One core's L2 (Linux sysfs); 1 MiB, this project's machine, where it cannot be read."""
+    """One core's L2 (Linux sysfs); 1 MiB where it cannot be read."""
     try:
         with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
             text = f.read().strip().upper()
@@ -259,7 +244,7 @@ def blas_has_small_kernels() -> bool:
 
 _WARM = []
 
-try:  # Numba's thread count without get_num_threads()' launch check (0.2 us against 1.4 per call);
+try:  # Numba's thread count without get_num_threads()' launch check (it runs on every GEMM call);
     # valid once the pool is up, which ensure_warm() sees to
     from numba.np.ufunc.parallel import _get_num_threads as _threads_now
 except ImportError:  # a Numba without it

@@ -4,9 +4,9 @@ FMA-bound loop (the FP32 compute ceiling). Not ops of the engine; the bench time
 Copy: 8 bytes moved per element (read + write), no FLOPs.
 FMA:  each thread runs FMA_ITERATIONS FMAs on each of FMA_CHAINS independent accumulators
       (independent chains hide the FMA latency), 2 FLOPs per FMA, no memory traffic but one store.
-      The loop body repeats the 8 FMAs FMA_UNROLL times: with one round per trip, Numba's 64-bit loop
-      counter (setp/selp/add.s64 in the PTX) came after every 8 FMAs, and the probe measured 32 TFLOP/s
-      on an H100 whose FP32 peak is 67 (issue slots went to integer work, not FMAs). 32 FMAs per trip.
+      The loop body repeats the 8 FMAs FMA_UNROLL times (32 FMAs per trip): with one round per trip,
+      Numba's 64-bit loop counter (setp/selp/add.s64 in the PTX) came after every 8 FMAs and took issue
+      slots from them, which held the probe far below the FP32 peak.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Napkin math: the GEMM does 2*N*OH*OW*F*C*K*K FLOPs; im2col writes K*K/S^2 times 
 LeNet's 5x5 stride-1 layers), so at small C the patch matrix, not the FLOPs, dominates memory traffic.
 col2im gathers: each input pixel sums the <= K*K patch entries that saw it, so no atomics are needed
 and the result does not depend on thread timing.
+Versions: im2col + GEMM (here, every backend); conv_image_gemm.py, the CPU's per-image version that
+keeps each image's patch matrix in cache.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from .backend import BACKEND_NAMES, get_backend, implements
 from .checks import check_array, check_positive, float_dtype
 from .launch import gpu_kernel, launch_1d
 from .shapes import conv_output_size
+
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
 
 
 def _geometry(op, x_shape, kernel_size, stride, padding):
@@ -57,7 +63,7 @@ def _check_permute(op, backend, nchw, rows, nchw_name, rows_name):
 
 
 # ------------------------------------------------------------------------------------------------
-# NumPy references
+# Reference: NumPy, float64-capable
 # ------------------------------------------------------------------------------------------------
 
 
@@ -102,7 +108,7 @@ def nchw_to_rows_reference(rows, y):
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU twins: prange over output rows (im2col) or over (image, channel) planes (col2im)
+# CPU twin: prange over output rows (im2col) or over (image, channel) planes (col2im)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -194,7 +200,6 @@ def nchw_to_rows_cpu(rows, y):
 # ------------------------------------------------------------------------------------------------
 
 
-
 @gpu_kernel("void(float32[:, ::1], float32[:, :, :, ::1], int32, int32, int32, int32, int32)")
 def im2col_kernel(cols, x, k, s, p, oh, ow):
     n, c, h, w = x.shape
@@ -259,7 +264,7 @@ def nchw_to_rows_kernel(rows, y):
 
 
 # ------------------------------------------------------------------------------------------------
-# Launchers
+# Launchers: the GPU kernels above, then conv2d composed the same way on every backend
 # ------------------------------------------------------------------------------------------------
 
 
@@ -289,9 +294,7 @@ def nchw_to_rows_cuda(rows, y, block=None, stream=0):
     launch_1d(nchw_to_rows_kernel, y.size, block, stream)(rows, y)
 
 
-# ------------------------------------------------------------------------------------------------
-# conv2d forward and backward: the same composition on every backend
-# ------------------------------------------------------------------------------------------------
+# conv2d forward and backward: im2col, GEMM and the permutes above, through whichever backend is given.
 
 
 def _weight_matrix(weight):

@@ -23,9 +23,9 @@ Backward: dout^T = dy spread over the wide rows, transposed (junk rows 0); dW^T 
 dpatches = W2d^T @ dout (written over patches); dpadded = sum of dpatches' rows at their offsets.
 
 Napkin math (LeNet c2, batch 64): 2*64*16*150*100 = 31 MFLOP forward, in 64 GEMMs of 16x150x136
-(0.65 MFLOP each, ~10 us at 65 GFLOP/s on one core); the patch rows copied per image are 82 KiB.
-The reference is conv.py's im2col composition on the NumPy backend (tests compare both with a direct
-float64 convolution).
+(0.65 MFLOP each); the patch rows copied per image are 82 KiB.
+CPU only: the design is about one core's caches and single-threaded BLAS per thread; on a GPU one big
+im2col GEMM over the batch (conv.py) is what fills the device.
 """
 
 from __future__ import annotations
@@ -43,11 +43,19 @@ from .shapes import CONV_IMAGE_GEMM, conv_image_gemm_layout, conv_image_gemm_sha
 ALGORITHM = CONV_IMAGE_GEMM
 workspace_floats = conv_image_gemm_workspace_floats
 
+CPU_ONLY = ("CPU only: per-image patch matrices sized for one core's cache and single-threaded BLAS per "
+            "thread; on a GPU conv.py's im2col + GEMM over the whole batch fills the device")
+
 
 def buffer_shapes(x_shape, weight_shape, stride=1, padding=0, threads=None) -> dict:
     """The caller-owned buffers for this process's Numba thread count (shapes.conv_image_gemm_shapes)."""
     threads = numba.config.NUMBA_NUM_THREADS if threads is None else threads
     return conv_image_gemm_shapes(x_shape, weight_shape, stride, padding, threads)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
 
 
 def _check_weight(op, weight):
@@ -73,14 +81,23 @@ def _check(op, y_name, y, padded, work, xshape, wshape, stride, padding):
 
 
 # ------------------------------------------------------------------------------------------------
-# Per-image steps (called by one thread on its own image and workspace)
+# Reference
 # ------------------------------------------------------------------------------------------------
+# None here (a CPU-only op): conv.py's im2col composition on the NumPy backend is its reference.
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU twin: prange over one band of images per thread, each image in the thread's own workspace
+# ------------------------------------------------------------------------------------------------
+
+
+# Per-image steps (called by one thread on its own image and workspace)
 
 
 @njit(cache=True, inline="always")
 def _copy(dst, src):
     # A loop over views, indexed from range(): no negative-index fix-up, so LLVM vectorizes it. (Slice
-    # assignment costs ~100 ns a call in Numba; indexing one big array at offset + q was not vectorized.)
+    # assignment has a fixed cost per call in Numba; indexing one big array at offset + q was not vectorized.)
     for q in range(dst.shape[0]):
         dst[q] = src[q]
 
@@ -148,10 +165,7 @@ def _scatter_patches(dpadded_img, ws, k, s, oh, ow, wq, length):
                 row += 1
 
 
-# ------------------------------------------------------------------------------------------------
 # Forward and backward: prange over one band of images per thread
-# ------------------------------------------------------------------------------------------------
-
 
 @njit(parallel=True, cache=True)
 def _forward(y, padded, work, x, weight2d, bias, has_bias, k, s, p, wq, length, threads, scalars):
@@ -200,7 +214,7 @@ def _backward(dx, dweight2d, dbias, work, dy, padded, weight2d, need_dx, k, s, p
                 ws[db_at + ch] += total
             _build_patches(ws, padded[img], k, s, oh, ow, wq, length)
             # dW^T (CKK, F) += patches (CKK, L) @ dout^T (L, F): scalars[0:2] = [1, 1]. (As dW = dout @
-            # patches^T, the same product ran 3x slower in OpenBLAS at LeNet's shapes: 31 vs 104 GFLOP/s.)
+            # patches^T, the same product runs several times slower in OpenBLAS at LeNet's shapes.)
             sgemm_block(ws, dw_at, f, ws, 0, length, ws, dout_at, f, ckk, f, length, False, False, scalars)
             if need_dx:
                 # dpatches (CKK, L) = W2d^T @ (dout^T)^T, over the patches: scalars[2:4] = [1, 0]
@@ -218,7 +232,7 @@ def _backward(dx, dweight2d, dbias, work, dy, padded, weight2d, need_dx, k, s, p
         dbias += work[t, db_at:dpad_at]
 
 
-@implements("conv2d_image_gemm_forward", "cpu")
+@implements("conv2d_image_gemm_forward", "cpu", only=CPU_ONLY)
 def conv2d_image_gemm_forward(y, padded, work, x, weight, bias, stride=1, padding=0):
     """y = conv(x, weight) + bias; saves the padded input in ``padded`` for the backward pass.
 
@@ -237,7 +251,7 @@ def conv2d_image_gemm_forward(y, padded, work, x, weight, bias, stride=1, paddin
              bias is not None, k, stride, padding, wq, length, threads, np.array([1, 0], np.float32))
 
 
-@implements("conv2d_image_gemm_backward", "cpu")
+@implements("conv2d_image_gemm_backward", "cpu", only=CPU_ONLY)
 def conv2d_image_gemm_backward(dx, dweight, dbias, work, dy, padded, weight, stride=1, padding=0):
     """Gradients of conv2d_image_gemm_forward; ``dx`` may be None (the network's input needs none).
 
@@ -259,3 +273,15 @@ def conv2d_image_gemm_backward(dx, dweight, dbias, work, dy, padded, weight, str
     _backward(dx if dx is not None else padded, dweight.reshape(f, -1),
               dbias if dbias is not None else np.empty(f, np.float32), work, dy, padded, weight.reshape(f, -1),
               dx is not None, k, stride, padding, wq, length, threads, np.array([1, 1, 1, 0], np.float32))
+
+
+# ------------------------------------------------------------------------------------------------
+# GPU kernels
+# ------------------------------------------------------------------------------------------------
+# None: this op exists on the CPU backend only (CPU_ONLY says why); on a GPU, conv.py's im2col + GEMM runs.
+
+
+# ------------------------------------------------------------------------------------------------
+# Launchers
+# ------------------------------------------------------------------------------------------------
+# None: the CPU twin's two entry points above are the whole op (CPU only).

@@ -10,8 +10,8 @@ so GEMM is compute-bound and the question is how close to the FMA peak each vers
 - shared_tiled:     a 16x16 tile of A and B is loaded once per block and reused 16 times;
 - register_blocked: a 64x64 tile per block, 4x4 outputs per thread held in registers: each value
                     read from shared memory feeds 4 FMAs, which is what lets SIMT reach the FMA peak;
-- register_blocked_8x8: 128x128 tiles, 8x8 per thread: 8 FMAs per shared-memory value (measured:
-                    1.7x the 4x4 version at 4096^3, slower below 2048^3 where tiles are too few);
+- register_blocked_8x8: 128x128 tiles, 8x8 per thread: 8 FMAs per shared-memory value (pays only
+                    where C has enough 128x128 tiles to fill every SM);
 - split_k:          for a small C and a long K (conv weight gradients), K split across blocks.
 The CPU twins: BLAS split across Numba's threads (the engine's path: small tiles for OpenBLAS's small-matrix
 kernels where they fit, else one band per thread), one plain BLAS call, and a cache-blocked ``prange`` loop
@@ -46,6 +46,11 @@ CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "register_blocked_
 # affordable; the tiled versions are verified by their own property tests there.
 
 
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
+
+
 def _check_gemm(backend, out, a, b, trans_a, trans_b, bias, activation):
     dt = float_dtype(backend)
     check_array("gemm", "a", a, backend, dtype=dt, ndim=2)
@@ -68,7 +73,7 @@ def _check_gemm(backend, out, a, b, trans_a, trans_b, bias, activation):
 
 
 # ------------------------------------------------------------------------------------------------
-# NumPy reference (float64-capable)
+# Reference: NumPy, float64-capable
 # ------------------------------------------------------------------------------------------------
 
 
@@ -89,7 +94,7 @@ def gemm_reference(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False,
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU twins: BLAS for the engine, a cache-blocked prange loop for teaching
+# CPU twin: BLAS on Numba's threads for the engine, a cache-blocked prange loop for teaching
 # ------------------------------------------------------------------------------------------------
 
 
@@ -117,7 +122,7 @@ def _bias_activation_rows(out, bias, has_bias, act):
 # over k, an innermost loop over a contiguous row that LLVM turns into FMA vectors. K is cut into
 # panels of PANEL_DEPTH rows of B (128 x N floats: 512 KiB at N = 1024, in L2) that a block of ROWS
 # rows of C reuses before the next panel is loaded. Keeping the inner loop this plain matters: an
-# earlier version with min()-bounded column blocks inside it ran 10x slower (not vectorized).
+# earlier version with min()-bounded column blocks inside it did not vectorize.
 PRANGE_ROWS, PANEL_DEPTH = 16, 128
 
 
@@ -149,8 +154,8 @@ def _gemm_prange_blocked(c, a, b, alpha, beta):
 @njit(parallel=True, cache=True)
 def _pack_rows(b_view):
     """B in row order: when op(B) is B^T, its rows are strided columns of b, and the inner loop above
-    would gather every element (measured: 0.05x of BLAS at 256x784x256, against 0.3x untransposed).
-    Copying it once into a contiguous (K, N) buffer is what real GEMMs call packing."""
+    would gather every element instead of streaming a row. Copying it once into a contiguous (K, N)
+    buffer is what real GEMMs call packing."""
     k, n = b_view.shape
     packed = np.empty((k, n), np.float32)
     for kk in prange(k):
@@ -180,7 +185,7 @@ def gemm_cpu(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=
 
 
 # ------------------------------------------------------------------------------------------------
-# GPU kernels, naive -> shared-memory tiled -> register-blocked. All share one epilogue.
+# GPU kernels: naive -> shared-memory tiled -> register-blocked 4x4, 8x8 -> split-K; one epilogue
 # ------------------------------------------------------------------------------------------------
 
 GEMM_SIGNATURE = ("void(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32, float32, "
@@ -350,8 +355,8 @@ def gemm_register_blocked(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias
 # Bigger register blocks: 128x128 tiles of C per block of 16 x 16 threads, 8x8 outputs per thread. Each
 # value read from shared memory now feeds 8 FMAs instead of 4 (16 shared loads per 64 FMAs, against 8 per
 # 16), and each tile of A and B loaded from global memory is reused 128 times instead of 64: the two
-# traffic ratios that cap the 4x4 version. Costs: 64 accumulators per thread (~128 registers, so 2 blocks
-# per SM), and a C smaller than 128x128 leaves more of each block idle.
+# traffic ratios that cap the 4x4 version. Costs: 64 accumulators per thread (over 128 registers, so one
+# 256-thread block per SM's 65,536; `cli.py inspect` shows the count), and a small C leaves SMs idle.
 BLOCK_M8, BLOCK_N8 = 128, 128
 THREAD_M8, THREAD_N8 = 8, 8
 THREADS_Y8, THREADS_X8 = BLOCK_M8 // THREAD_M8, BLOCK_N8 // THREAD_N8
@@ -443,10 +448,9 @@ def gemm_register_blocked_8x8(c, a, b, alpha, beta, trans_a, trans_b, bias, has_
 
 # Split-K. When C has few tiles and K is long, the grids above leave the GPU idle: a convolution's weight
 # gradient in LeNet's first layer is a 6x25 C, each element a sum over K = 50,176 pixels (batch 64), so
-# one block walks all of K while 131 SMs wait (measured on an H100: 10.5 ms for that layer's backward,
-# forward 0.2 ms). Split K into slices over blockIdx.z: each block writes its slice's partial tile into
-# partials[z]; a second kernel sums the slices in a fixed order (deterministic, unlike atomic adds)
-# and applies the epilogue.
+# one block walks all of K while every other SM waits. Split K into slices over blockIdx.z: each block
+# writes its slice's partial tile into partials[z]; a second kernel sums the slices in a fixed order
+# (deterministic, unlike atomic adds) and applies the epilogue.
 SPLIT_K_SIGNATURE = "void(float32[:, :, ::1], float32[:, ::1], float32[:, ::1], int32, int32)"
 SPLIT_K_MIN_SLICE = 256  # fewer k per slice and the partial sums cost more traffic than they save
 
@@ -497,7 +501,7 @@ def gemm_split_k_reduce(c, partials, alpha, beta, bias, has_bias, act):
 
 
 # ------------------------------------------------------------------------------------------------
-# Launcher: validates, then picks the kernel and its launch shape
+# Launchers: validate, then pick the version and its launch shape
 # ------------------------------------------------------------------------------------------------
 
 _NO_BIAS = {}
@@ -526,11 +530,10 @@ def split_k_slices(m: int, n: int, k: int) -> int:
 
 
 def pick_cuda_version(m: int, n: int, k: int) -> str:
-    """The engine's GEMM on a GPU, by how many blocks each version would give the GPU's SMs. Every rule is
-    a measured row of the bench (H200, 2026-11-27, benchmarks/results/2026-11-27-gpu/run4): at 2048^3 and
-    4096^3 the 8x8 blocks win (1.4x and 1.7x the 4x4); at 512^3, 256^3 and the Dense layers' shapes
-    there are too few 64x64 tiles, and the 16x16 tiles of shared_tiled win (up to 1.75x); a long K over
-    few tiles (conv weight gradients) goes to split_k."""
+    """The engine's GEMM on a GPU, by how many blocks each version would give the GPU's SMs (each rule
+    follows the bench's GEMM rows, docs/benchmarks.md): 8x8 blocks once 128x128 tiles fill every SM; a
+    long K over few tiles (conv weight gradients) goes to split_k; 4x4 blocks once 64x64 tiles fill every
+    SM; otherwise (small C, the Dense layers' shapes) the 16x16 tiles of shared_tiled."""
     sms = _multiprocessors()
     if math.ceil(m / BLOCK_M8) * math.ceil(n / BLOCK_N8) >= sms:
         return "register_blocked_8x8"

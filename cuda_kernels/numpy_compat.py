@@ -2,9 +2,9 @@
 
 NumPy 2.5 removed ``np.row_stack`` (an alias of ``np.vstack``, deprecated since 2.0). numba-cuda 0.30.4
 registers an overload for it while loading its CUDA target, the first time any kernel compiles, so with
-NumPy 2.5 every CUDA compile fails with "module 'numpy' has no attribute 'row_stack'" (seen on the H100
-machine, 2026-11-27: numpy 2.5.2, numba-cuda 0.30.4). The alias is exactly what NumPy itself had; it is
-only added where NumPy no longer has it, and must be in place before numba-cuda compiles its first kernel.
+NumPy 2.5 every CUDA compile fails with "module 'numpy' has no attribute 'row_stack'". The alias is
+exactly what NumPy itself had; it is only added where NumPy no longer has it, and must be in place before
+numba-cuda compiles its first kernel.
 """
 
 import numpy as np

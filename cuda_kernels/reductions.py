@@ -30,6 +30,11 @@ REDUCE_SHARED = 256
 COLUMN_TILE, ROW_STRIPES = 32, 8
 
 
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
+
+
 def _check_softmax(op, backend, probs, logits, labels):
     dt = float_dtype(backend)
     n, c = check_array(op, "logits", logits, backend, dtype=dt, ndim=2)
@@ -71,7 +76,7 @@ def _check_count(backend, out, a, b):
 
 
 # ------------------------------------------------------------------------------------------------
-# NumPy references
+# Reference: NumPy, float64-capable
 # ------------------------------------------------------------------------------------------------
 
 
@@ -131,18 +136,17 @@ def count_equal_reference(out, a, b, accumulate=False):
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU twins
+# CPU twin: Numba prange
 # ------------------------------------------------------------------------------------------------
 
 
 # Column sums on the CPU walk rows, never columns: a column of a row-major matrix is a strided walk that
-# does not vectorize (one thread per whole column, measured: 45-51 us for 256x256, 101 us for 50,176x6).
-# Wide matrices (a Dense bias gradient): each thread owns CPU_COLUMN_BLOCK columns and adds row after row
-# into a local accumulator (SIMD adds; 4.5 us for 256x256). Narrow ones (a conv bias gradient: 6 columns,
+# does not vectorize. Wide matrices (a Dense bias gradient): each thread owns CPU_COLUMN_BLOCK columns and
+# adds row after row into a local accumulator (SIMD adds). Narrow ones (a conv bias gradient: 6 columns,
 # 50,176 rows), whose rows are too short for SIMD: bands of CPU_BAND_ROWS rows in parallel, each read as
 # one flat run of floats, CPU_LANES rows at a time (a CPU_LANES x cols wide accumulator, so element q of
-# a run always lands in column q % cols); then the lanes and bands are added in order (24 us). The splits
-# are fixed sizes, never the thread count: the result is the same on any number of threads.
+# a run always lands in column q % cols); then the lanes and bands are added in order. The splits are
+# fixed sizes, never the thread count: the result is the same on any number of threads.
 CPU_COLUMN_BLOCK, CPU_BAND_ROWS, CPU_LANES = 64, 1024, 16
 
 
@@ -244,7 +248,8 @@ def _argmax_rows_cpu(out, x):
         out[i] = best
 
 
-@implements("copy_labels_checked", "cpu")
+@implements("copy_labels_checked", "cpu", only="host-side: the loss layer converts and range-checks the labels "
+                                              "on the host before they reach any device")
 @njit(cache=True)
 def copy_labels_checked(out, labels, classes):
     """out[:] = labels as int32; returns how many lie outside [0, classes) (one pass; a host helper for
@@ -310,8 +315,9 @@ def count_equal_cpu(out, a, b, accumulate=False):
 
 
 # ------------------------------------------------------------------------------------------------
-# GPU kernels
+# GPU kernels: grid-stride loops; one-block reductions fold in shared memory (no atomics)
 # ------------------------------------------------------------------------------------------------
+# (copy_labels_checked has none: it is host-side, see its registration.)
 
 
 @gpu_kernel("void(float32[::1], float32[:, ::1], int32)", fastmath=True)
@@ -338,11 +344,10 @@ def column_sums_kernel(out, x, accumulate):
 
 
 # A tall, narrow x (a convolution's bias gradient: 6 columns of 200,704 rows in LeNet's first layer at
-# batch 256) gives the kernel above one block whose threads each walk 25,000 rows one after another. On
-# an H200 that layer's backward took 4.0 ms of a 7.8 ms training step (cli.py profile); this block is
-# the likely cause (the layer's other kernels have hundreds of blocks). So past ROW_CHUNK rows, sum in
-# two passes: chunks of rows in parallel into partials (chunks, cols), then the kernel above over the
-# partials, in a fixed order (deterministic, unlike atomic adds).
+# batch 256) gives the kernel above one block whose threads each walk 25,000 rows one after another, and
+# that one block dominated the layer's backward. So past ROW_CHUNK rows, sum in two passes: chunks of rows
+# in parallel into partials (chunks, cols), then the kernel above over the partials, in a fixed order
+# (deterministic, unlike atomic adds).
 ROW_CHUNK = 1024
 
 
@@ -476,7 +481,7 @@ def count_equal_kernel(out, a, b, accumulate):
 
 
 # ------------------------------------------------------------------------------------------------
-# Launchers
+# Launchers: validate, then pick the grid
 # ------------------------------------------------------------------------------------------------
 
 

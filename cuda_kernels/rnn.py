@@ -27,6 +27,10 @@ from .backend import BACKEND_NAMES, get_backend, implements
 from .checks import check_array, float_dtype
 from .launch import gpu_kernel, launch_1d
 
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
+
 
 def _check_tanh_backward(backend, dpre, dh_out, dh_next, h):
     dt = float_dtype(backend)
@@ -35,11 +39,21 @@ def _check_tanh_backward(backend, dpre, dh_out, dh_next, h):
         check_array("rnn_tanh_backward", name, arr, backend, shape=shape, dtype=dt)
 
 
+# ------------------------------------------------------------------------------------------------
+# Reference: NumPy, float64-capable
+# ------------------------------------------------------------------------------------------------
+
+
 @implements("rnn_tanh_backward", "numpy")
 def rnn_tanh_backward_reference(dpre, dh_out, dh_next, h):
     """dpre = (dh_out + dh_next) * (1 - h^2)."""
     _check_tanh_backward("numpy", dpre, dh_out, dh_next, h)
     dpre[...] = (dh_out + dh_next) * (1 - h * h)
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU twin: prange over the flat arrays
+# ------------------------------------------------------------------------------------------------
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -55,12 +69,22 @@ def rnn_tanh_backward_cpu(dpre, dh_out, dh_next, h):
     _rnn_tanh_backward_cpu(dpre.reshape(-1), dh_out.reshape(-1), dh_next.reshape(-1), h.reshape(-1))
 
 
+# ------------------------------------------------------------------------------------------------
+# GPU kernels: one grid-stride loop
+# ------------------------------------------------------------------------------------------------
+
+
 @gpu_kernel("void(float32[::1], float32[::1], float32[::1], float32[::1])", fastmath=True)
 def rnn_tanh_backward_kernel(dpre, dh_out, dh_next, h):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, h.size, stride):
         v = h[i]
         dpre[i] = (dh_out[i] + dh_next[i]) * (float32(1.0) - v * v)
+
+
+# ------------------------------------------------------------------------------------------------
+# Launchers: the GPU kernel above, then the step composed the same way on every backend
+# ------------------------------------------------------------------------------------------------
 
 
 @implements("rnn_tanh_backward", "cuda")
@@ -71,9 +95,7 @@ def rnn_tanh_backward_cuda(dpre, dh_out, dh_next, h, block=None, stream=0):
                                                           h.reshape(n))
 
 
-# ------------------------------------------------------------------------------------------------
-# The step, composed from GEMMs and the fused kernel above: the same code on every backend
-# ------------------------------------------------------------------------------------------------
+# The step, composed from GEMMs and the fused kernel above, through whichever backend is given.
 
 
 def rnn_step_forward(kernels, h_t, x_t, h_prev, w_ih, w_hh, bias):

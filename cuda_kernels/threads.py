@@ -2,10 +2,9 @@
 
 Numba's OpenMP workers and OpenBLAS's pthreads both spin-wait after a parallel region. When a training
 step alternates small BLAS calls with small prange loops, each pool spins on the cores the other one
-needs: measured here (2 cores, LeNet-5 on digits, batch 64) 2.95 s per epoch with both pools at 2
-threads, 0.35 s with BLAS at 1 thread (and 0.51 s with OMP_WAIT_POLICY=PASSIVE instead). So BLAS
-runs single-threaded by default and the cores go to Numba; set TILEGRAD_BLAS_THREADS to change it
-(large lone GEMMs, as in the bench, gain from BLAS threads).
+needs, and the step runs several times slower. So BLAS runs single-threaded by default and the cores go
+to Numba (``blas_calls.py`` runs large GEMMs on Numba's threads instead); set TILEGRAD_BLAS_THREADS to
+change it (large lone GEMMs, as in the bench, gain from BLAS threads).
 """
 
 from __future__ import annotations
