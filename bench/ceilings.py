@@ -43,8 +43,8 @@ def gpu_ceilings(quick: bool) -> dict:
     """The FMA-chain kernel, and the best of our copy kernel and the driver's device-to-device copy.
 
     Each probe is timed as BACK_TO_BACK launches between two events, divided by their number: timed one
-    at a time, the GPU sits idle through each launch's 10-40 µs of host-side work (measured in the
-    launch-overhead step), which is 10-25 % of a 0.2 ms copy, and the ceiling came out that much low.
+    at a time, the GPU would sit idle through each launch's host-side work, and the ceiling would come
+    out low by that fraction of a short copy.
     """
     from numba import cuda
 

@@ -2,9 +2,9 @@
 as clearly labelled rows (device "torch-cpu" / "torch-cuda"), so each of our rows can say how it
 compares (vs_peer = peer time / our time, > 1 means we are faster). TF32 is off: a float32 peer.
 
-The peers run in a separate process that never imports numba (``python -m bench.peers``):
-measured here, PyTorch's LeNet step took 12 ms inside the bench process (Numba's OpenMP workers and
-tilegrad's BLAS limit beside it) against 6.9 ms alone. A fair yardstick runs alone.
+The peers run in a separate process that never imports numba (``python -m bench.peers``): inside the
+bench process, Numba's OpenMP workers and tilegrad's BLAS limit slow PyTorch down (docs/benchmarks.md
+measures it). A fair yardstick runs alone.
 """
 
 from __future__ import annotations

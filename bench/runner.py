@@ -28,9 +28,8 @@ class BenchConfig:
 # Every CPU row samples for at least this long (hundreds of calls of a millisecond case), so that a burst of
 # noise from another tenant of this machine moves its median little.
 MIN_TIME_S = 0.3
-# After a row that gave BLAS its own threads, they spin (OpenBLAS: ~0.1 s) before sleeping, and would
-# steal a core from the next row: measured here, blas_split at 256x784x256 ran at 0.93 ms right after a
-# 2-thread NumPy row and 0.62 ms alone. Wait for them to go idle.
+# After a row that gave BLAS its own threads, they spin a while before sleeping, and would steal a core
+# from the next row. Wait for them to go idle.
 BLAS_SETTLE_S = 0.3
 # GEMM versions and NumPy's matmul (the "vs BLAS" yardstick) are timed in this many alternating blocks each.
 PAIRED_ROUNDS = 6
@@ -128,10 +127,9 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
                               "threads": max(thread_counts), "min_time_s": _min_time(config)})
         last_of_family = index + 1 == len(cases) or cases[index + 1].op != case.op
         if peer_jobs and last_of_family:
-            # The peers of a family run right after ours, in one fresh process: this machine's speed drifts
-            # over minutes (other tenants; measured: the same MLP step at 2.35 ms, then 3.6 ms two minutes
-            # later), so a ratio is fair only when both sides are timed close together. (Fresh per family:
-            # in one process, torch's first 256^3 matmul after its pooling cases ran at 16 ms, not 0.3.)
+            # The peers of a family run right after ours, in one fresh process: a shared machine's speed
+            # drifts over minutes, so a ratio is fair only when both sides are timed close together. Fresh
+            # per family: a long-lived torch process ran later families far slower than alone.
             from .peers import run_peers
 
             if progress:

@@ -22,7 +22,7 @@ def time_calls(run, device_name: str, repeats: int, budget_s: float = 2.0, best:
     median: what a ceiling (the most the machine can do) should be, as opposed to a result.
     """
     gc_was_on = gc.isenabled()
-    gc.disable()  # as timeit does: a full collection here takes ~70 ms, and would land inside one call
+    gc.disable()  # as timeit does: a full collection would land inside one timed call
     try:
         return _time(run, device_name, repeats, budget_s, best, min_time_s)
     finally:
@@ -54,8 +54,8 @@ def time_interleaved(entries: list, rounds: int, min_time_s: float, budget_s: fl
     (its thread settings), and ``settle_s`` is slept after them (BLAS threads that spin after their last
     call). Each version's samples come from ``rounds`` blocks spread over the whole measurement, the
     order rotated every round, so two versions meet the machine's fast and slow phases alike and their
-    ratio is a paired one. (Timed one after the other, two rows of the same code differed by up to 1.8x
-    on this VM: blas_split and blas_bands, the same band cut at 1024^3, 21.8 against 12.0 ms in one run.)
+    ratio is a paired one (timed one after the other, two rows of the same code can differ by almost 2x
+    on a shared VM).
     A version's time is the median of its blocks' medians: every block, a slot in time, weighs the same
     (a plain median over samples would weigh the fast phases more, which fit more calls into a block).
     Each version gets at least ``min_time_s`` of samples, at least one per block; after three rounds, a

@@ -1,7 +1,7 @@
-"""The engine: devices, graph, training loop, data and checkpoints.
+"""The engine (floor 4): graphs, models, the training loop, data, checkpoints and gradient checks.
 
-Names are imported lazily (PEP 562) so that ``hardware.cuda_probe`` can run before numba is imported:
-the CUDA simulator can only be switched on before that.
+``Device`` is the runtime's (floor 2), offered here too for convenience. Names are imported lazily
+(PEP 562) so that importing ``engine`` loads no numba: the CUDA simulator can only be chosen before.
 """
 
 from importlib import import_module

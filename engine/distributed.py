@@ -9,8 +9,8 @@ model one process would, up to floating-point summation order (dropout masks and
 statistics are per rank, as in every data-parallel framework).
 
 Cost model, per step: the allreduce moves ~2 x 4 x P bytes per rank (ring algorithm) for P parameters;
-LeNet-5 has 61,706 parameters: 0.5 MB, ~50 us over shared memory on one machine, ~0.4 ms over a
-10 Gb/s link, against a compute time of several ms on a CPU or ~1 ms on a GPU. GPU ranks stage the
+LeNet-5 has 61,706 parameters, 0.5 MB: at 10 Gb/s that is 0.4 ms, against a step of a millisecond or
+more, so data parallelism pays for models of this size on one machine. GPU ranks stage the
 gradient through pinned host memory unless the MPI library reports CUDA support (then the device
 buffer is passed directly).
 

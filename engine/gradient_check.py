@@ -75,6 +75,12 @@ def _central_differences(values: np.ndarray, f, eps: float) -> np.ndarray:
 
 def gradcheck(layer, input_shape, seed: int = 0, eps: float = 1e-6, tolerance: float = 1e-6,
               device_tolerance: float = 1e-3, input_scale: float = 1.0) -> GradcheckResult:
+    """Check ``layer``'s backward against float64 central differences on a random input of ``input_shape``.
+
+    A float64 twin of the layer (same parameters) is differentiated numerically and compared with its
+    backward (``tolerance``); then the layer itself, on its own device in float32, is compared with the
+    twin (``device_tolerance``). The result's ``ok`` says whether both held; ``worst`` names the errors.
+    """
     rng = np.random.default_rng(seed)
     reference = Device("numpy")
     twin = _twin(layer, reference)

@@ -30,6 +30,12 @@ class Add(Layer):
 
 
 class Graph(Layer):
+    """A DAG of named layers: ``add(name, layer, *sources)`` in topological order, then ``output(name)``.
+
+    Forward runs the nodes in the order they were added; backward runs them in reverse and sums the
+    gradients of a value read by several nodes (a residual block's skip path).
+    """
+
     def __init__(self, inputs=("x",)):
         super().__init__()
         self.inputs = list(inputs)
@@ -40,6 +46,7 @@ class Graph(Layer):
         self.device = None
 
     def add(self, name: str, layer: Layer, *sources: str) -> Graph:
+        """Add node ``name`` computing ``layer`` of the named sources (inputs or earlier nodes); returns the graph."""
         if name in self.nodes or name in self.inputs:
             raise ValueError(f"Graph: node {name!r} already exists")
         for s in sources:
@@ -49,6 +56,7 @@ class Graph(Layer):
         return self
 
     def output(self, name: str) -> Graph:
+        """Make node ``name`` the graph's output and move the parameters into flat buffers; returns the graph."""
         if name not in self.nodes:
             raise ValueError(f"Graph: unknown output node {name!r}")
         self._output = name

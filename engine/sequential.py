@@ -14,6 +14,12 @@ from runtime.parameters import FlatParameters
 
 
 class Sequential(Layer):
+    """Layers run forward in order and backward in reverse; every parameter lives in one flat buffer.
+
+    A Dense layer followed by ReLU or Tanh computes the activation in its GEMM's epilogue (``fuse=False``
+    runs them apart); the first layer computes no input gradient.
+    """
+
     def __init__(self, *layers: Layer, fuse: bool = True):
         super().__init__()
         if not layers:
@@ -68,6 +74,7 @@ class Sequential(Layer):
 
     @staticmethod
     def stage_name(stage) -> str:
+        """A stage's label for the profiler: "3:Dense+ReLU" for a fused pair."""
         index, layer, activation = stage
         return f"{index}:{type(layer).__name__}" + ("" if activation is None else f"+{type(activation).__name__}")
 

@@ -1,7 +1,7 @@
 """Layers with hand-written backward passes, on top of the kernel layer (``import layers as L``)."""
 
 from .activations import ReLU, Sigmoid, Tanh
-from .base import Layer, Parameter
+from .base import Layer, Parameter, check_finite
 from .batchnorm import BatchNorm2D
 from .conv import Conv2D
 from .dense import Dense
@@ -11,6 +11,6 @@ from .pool import MaxPool2D
 from .rnn import RNN
 from .shape import Flatten, LastTimeStep
 
-__all__ = ["Layer", "Parameter", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
+__all__ = ["Layer", "Parameter", "check_finite", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
            "LastTimeStep", "Dropout", "BatchNorm2D", "RNN", "Loss", "SoftmaxCrossEntropy",
            "MSELoss"]

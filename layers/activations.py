@@ -18,7 +18,7 @@ class _Activation(Layer):
     def adopt_output(self, y) -> None:
         """The layer before computed this activation in its own epilogue (Sequential's fusion): keep its
         output as ours, for backward."""
-        self._dev, self._y = self.device_for(y), y
+        self._dev, self._y, self._out_shape = self.device_for(y), y, tuple(y.shape)
 
     def backward(self, dy):
         if not self.needs_input_grad:
@@ -30,12 +30,18 @@ class _Activation(Layer):
 
 
 class ReLU(_Activation):
+    """max(x, 0), elementwise."""
+
     activation = "relu"
 
 
 class Tanh(_Activation):
+    """tanh(x), elementwise."""
+
     activation = "tanh"
 
 
 class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)), elementwise."""
+
     activation = "sigmoid"

@@ -8,12 +8,88 @@ same, so a steady-state training step allocates nothing.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 
 import numpy as np
 
 from runtime.device import Device, device_of
 from runtime.parameters import Parameter
+
+_FINITE_CHECK = [False]  # anomaly mode: on, every forward output and backward gradient is checked
+_NOT_RUN = object()
+
+
+@contextlib.contextmanager
+def check_finite(enabled: bool = True):
+    """Within this block, the first layer whose forward output or backward gradient holds a NaN or an inf
+    raises ``FloatingPointError`` naming itself (PyTorch's anomaly mode; each check copies to the host)."""
+    before, _FINITE_CHECK[0] = _FINITE_CHECK[0], bool(enabled)
+    try:
+        yield
+    finally:
+        _FINITE_CHECK[0] = before
+
+
+def positive_int(owner: str, name: str, value) -> int:
+    """``value`` as an int, or one ValueError naming the argument when it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_array_argument(layer, method: str, value, what: str) -> None:
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise TypeError(f"{type(layer).__name__}.{method}: expected {what} as a NumPy or CUDA device array "
+                        f"(move data with device.asarray), got {type(value).__name__}")
+
+
+def _check_finite_values(layer, method: str, what: str, value) -> None:
+    if value is None or not hasattr(value, "shape"):
+        return
+    host = np.asarray(value.copy_to_host() if hasattr(value, "copy_to_host") else value)
+    bad = ~np.isfinite(host)
+    if bad.any():
+        raise FloatingPointError(f"{type(layer).__name__}.{method} produced {int(np.isnan(host).sum())} NaN and "
+                                 f"{int(np.isinf(host).sum())} inf values in its {what} (shape {host.shape})")
+
+
+def _guard_forward(forward):
+    """Checks around every layer's forward: an array comes in; the output's shape is kept for backward."""
+    @functools.wraps(forward)
+    def checked_forward(self, *args, **kwargs):
+        if args:
+            _check_array_argument(self, "forward", args[0], "its input")
+        out = forward(self, *args, **kwargs)
+        self._out_shape = tuple(out.shape) if hasattr(out, "shape") else None
+        if _FINITE_CHECK[0]:
+            _check_finite_values(self, "forward", "output", out)
+        return out
+    checked_forward.guarded = True
+    return checked_forward
+
+
+def _guard_backward(backward):
+    """Checks around every layer's backward: forward ran first, and dy has the shape forward returned."""
+    @functools.wraps(backward)
+    def checked_backward(self, *args, **kwargs):
+        out_shape = getattr(self, "_out_shape", _NOT_RUN)
+        if out_shape is _NOT_RUN:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward: run forward on a batch first")
+        dy = args[0] if args else kwargs.get("dy")
+        if out_shape is not None and dy is not None and not np.isscalar(dy):
+            _check_array_argument(self, "backward", dy, "dy")
+            if tuple(dy.shape) != out_shape:
+                raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {out_shape} (the shape "
+                                 f"forward returned), got {tuple(dy.shape)}")
+        grads = backward(self, *args, **kwargs)
+        if _FINITE_CHECK[0]:
+            for i, g in enumerate(grads if isinstance(grads, tuple) else (grads,)):
+                _check_finite_values(self, "backward", f"gradient for input {i}", g)
+        return grads
+    checked_backward.guarded = True
+    return checked_backward
 
 
 def uniform_init(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
@@ -27,6 +103,14 @@ class Layer:
 
     device: Device | None = None
 
+    def __init_subclass__(cls, **kwargs):
+        """Every layer's own forward and backward get the same argument checks (once, however deep)."""
+        super().__init_subclass__(**kwargs)
+        for name, guard in (("forward", _guard_forward), ("backward", _guard_backward)):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "guarded", False):
+                setattr(cls, name, guard(method))
+
     def __init__(self):
         self.training = True
         self.needs_input_grad = True  # Sequential turns it off for its first layer: no dx for the data
@@ -35,12 +119,16 @@ class Layer:
 
     # -- the protocol --------------------------------------------------------------------------------
     def forward(self, x):
+        """The layer's output for the batch ``x`` (an array on its device); saves what backward needs."""
         raise NotImplementedError
 
     def backward(self, dy):
+        """dx for the gradient ``dy`` of the last forward's output; overwrites the parameters' ``.grad``.
+        Returns None where no input gradient is needed (the first layer of a model)."""
         raise NotImplementedError
 
     def parameters(self) -> list[Parameter]:
+        """The trainable parameters, in a fixed order (checkpoints and optimizers rely on it)."""
         return []
 
     def config(self) -> dict:
@@ -59,10 +147,12 @@ class Layer:
         """Continue the random stream from ``state`` (what ``random_state`` returned); no-op without one."""
 
     def train(self):
+        """Training mode (dropout drops, batch norm uses batch statistics); returns the layer."""
         self.training = True
         return self
 
     def eval(self):
+        """Evaluation mode (dropout is the identity, batch norm uses running statistics); returns the layer."""
         self.training = False
         return self
 
@@ -80,8 +170,8 @@ class Layer:
     def _buffer(self, device: Device, name: str, shape, dtype=None):
         """A buffer reused while its shape stays the same (the memory plan)."""
         buf = self._buffers.get(name)
-        # Fast path, every steady-state call (~0.4 us; the checks below cost 1.6): the same device kind
-        # as last time, and the same shape and dtype.
+        # Fast path, every steady-state call (a few times cheaper than the checks below): the same device
+        # kind as last time, and the same shape and dtype.
         if buf is not None and self._buffer_devices.get(name) == device.name and buf.shape == shape \
                 and buf.dtype == (device.float_dtype if dtype is None else dtype):
             return buf

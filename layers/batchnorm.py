@@ -7,14 +7,19 @@ import numpy as np
 
 from runtime.device import Device
 
-from .base import Layer, Parameter
+from .base import Layer, Parameter, positive_int
 
 
 class BatchNorm2D(Layer):
+    """Per-channel normalization of NCHW input; PyTorch's ``BatchNorm2d`` (weight, bias, running statistics)."""
+
     def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1, device: Device | str = "cpu"):
         super().__init__()
         self.device = device if isinstance(device, Device) else Device(device)
-        self.channels, self.eps, self.momentum = int(channels), float(eps), float(momentum)
+        channels = positive_int("BatchNorm2D", "channels", channels)
+        if not eps > 0 or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm2D: eps must be positive and momentum in [0, 1], got {eps!r} and {momentum!r}")
+        self.channels, self.eps, self.momentum = channels, float(eps), float(momentum)
         self.weight = Parameter(np.ones(channels), self.device, "weight")
         self.bias = Parameter(np.zeros(channels), self.device, "bias")
         self.running_mean = self.device.zeros((channels,))

@@ -12,12 +12,17 @@ import numpy as np
 from cuda_kernels.shapes import CONV_IMAGE_GEMM, conv_image_gemm_shapes, conv_output_size, im2col_shapes
 from runtime.device import Device
 
-from .base import Layer, Parameter, uniform_init
+from .base import Layer, Parameter, positive_int, uniform_init
 
 ALGORITHMS = ("auto", "im2col", CONV_IMAGE_GEMM)
 
 
 class Conv2D(Layer):
+    """2-D convolution of NCHW input (batch, in_channels, height, width); PyTorch's ``Conv2d`` (square kernel).
+
+    ``algorithm``: "im2col" (every device), "image_gemm" (CPU only, per image in cache), "auto" (the best).
+    """
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  bias: bool = True, device: Device | str = "cpu", seed: int = 0, algorithm: str = "auto"):
         super().__init__()
@@ -29,8 +34,14 @@ class Conv2D(Layer):
         elif algorithm == CONV_IMAGE_GEMM and self.device.name != "cpu":
             raise ValueError(f"Conv2D: algorithm {algorithm!r} runs on the cpu device only, got {self.device}")
         self.algorithm = algorithm
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding, self.has_bias = int(kernel_size), int(stride), int(padding), bias
+        in_channels, out_channels, kernel_size, stride = (
+            positive_int("Conv2D", name, value) for name, value in
+            (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", kernel_size),
+             ("stride", stride)))
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"Conv2D: padding must be a non-negative integer, got {padding!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.has_bias = kernel_size, stride, int(padding), bool(bias)
         fan_in = in_channels * kernel_size * kernel_size
         rng = np.random.default_rng(seed)
         self.weight = Parameter(uniform_init(rng, (out_channels, in_channels, kernel_size, kernel_size), fan_in),

@@ -6,17 +6,24 @@ import numpy as np
 
 from runtime.device import Device
 
-from .base import Layer, Parameter, uniform_init
+from .base import Layer, Parameter, positive_int, uniform_init
 
 
 class Dense(Layer):
+    """Fully connected: ``y = x @ weight.T + bias`` for x of shape (batch, in_features); PyTorch's ``Linear``.
+
+    Initialized as PyTorch does, U(-1/sqrt(in_features), 1/sqrt(in_features)), from ``seed``.
+    """
+
     fusable_activations = ("relu", "tanh")  # what the GEMM epilogue computes (Sequential fuses them)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device | str = "cpu",
                  seed: int = 0):
         super().__init__()
         self.device = device if isinstance(device, Device) else Device(device)
-        self.in_features, self.out_features, self.has_bias = int(in_features), int(out_features), bias
+        in_features = positive_int("Dense", "in_features", in_features)
+        out_features = positive_int("Dense", "out_features", out_features)
+        self.in_features, self.out_features, self.has_bias = in_features, out_features, bool(bias)
         rng = np.random.default_rng(seed)
         self.weight = Parameter(uniform_init(rng, (out_features, in_features), in_features), self.device, "weight")
         self.bias = Parameter(uniform_init(rng, (out_features,), in_features), self.device, "bias") if bias else None

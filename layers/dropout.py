@@ -7,6 +7,8 @@ from .base import Layer
 
 
 class Dropout(Layer):
+    """In training, zero each value with probability ``p`` and scale the rest by 1/(1-p); in eval, the identity."""
+
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
         if not 0.0 <= p < 1.0:

@@ -24,6 +24,9 @@ class Loss(Layer):
 
 
 class SoftmaxCrossEntropy(Loss):
+    """Softmax then cross-entropy against integer class labels, the mean over the batch; PyTorch's
+    ``CrossEntropyLoss``. ``forward(logits, labels)`` returns a float; ``backward()`` d(loss)/d(logits)."""
+
     def forward(self, logits, labels) -> float:
         dev = self.device_for(logits)
         self._expect(logits, 2, "(batch, classes)")
@@ -72,6 +75,8 @@ class SoftmaxCrossEntropy(Loss):
 
 
 class MSELoss(Loss):
+    """The mean of (prediction - target)^2 over every element; ``forward(pred, target)`` returns a float."""
+
     def forward(self, pred, target) -> float:
         dev = self.device_for(pred)
         target = dev.asarray(target)

@@ -6,14 +6,17 @@ import numpy as np
 
 from cuda_kernels.shapes import pool_output_size
 
-from .base import Layer
+from .base import Layer, positive_int
 
 
 class MaxPool2D(Layer):
+    """The maximum of each ``kernel_size`` x ``kernel_size`` window of NCHW input, moving by ``stride``."""
+
     def __init__(self, kernel_size: int, stride: int | None = None):
         super().__init__()
-        self.kernel_size = int(kernel_size)
-        self.stride = int(stride) if stride is not None else self.kernel_size  # PyTorch's default
+        self.kernel_size = positive_int("MaxPool2D", "kernel_size", kernel_size)
+        # PyTorch's default stride is the window size
+        self.stride = positive_int("MaxPool2D", "stride", stride) if stride is not None else self.kernel_size
 
     def forward(self, x):
         dev = self.device_for(x)

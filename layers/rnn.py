@@ -11,14 +11,17 @@ import numpy as np
 
 from runtime.device import Device
 
-from .base import Layer, Parameter, uniform_init
+from .base import Layer, Parameter, positive_int, uniform_init
 
 
 class RNN(Layer):
+    """Elman RNN with tanh, batch-first: (batch, time, input_size) -> every hidden state (batch, time, hidden_size)."""
+
     def __init__(self, input_size: int, hidden_size: int, device: Device | str = "cpu", seed: int = 0):
         super().__init__()
         self.device = device if isinstance(device, Device) else Device(device)
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.input_size = input_size = positive_int("RNN", "input_size", input_size)
+        self.hidden_size = hidden_size = positive_int("RNN", "hidden_size", hidden_size)
         rng = np.random.default_rng(seed)
         h = hidden_size
         self.weight_ih = Parameter(uniform_init(rng, (h, input_size), h), self.device, "weight_ih")

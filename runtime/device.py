@@ -17,9 +17,8 @@ DEVICE_NAMES = ("cpu", "cuda", "auto")
 
 
 # Host buffers start on a cache line: a 64-byte AVX-512 load or store from an address that is not a
-# multiple of 64 touches two lines. NumPy's allocator promises 16 bytes (measured: parameter buffers at
-# 32 mod 64); the step's kernels then split every vector access (MLP step, paired in one process: see
-# docs/benchmarks.md "CPU speed, fourth round").
+# multiple of 64 touches two lines, and NumPy's allocator promises only 16 bytes (docs/benchmarks.md
+# measures the gain).
 HOST_ALIGNMENT = 64
 
 
@@ -99,6 +98,7 @@ class Device:
         return self._cuda.to_device(host)
 
     def to_numpy(self, array) -> np.ndarray:
+        """The array as a NumPy array on the host (copied from a GPU; a host array is returned as it is)."""
         if isinstance(array, np.ndarray):
             return array
         if hasattr(array, "copy_to_host"):
@@ -106,12 +106,14 @@ class Device:
         raise TypeError(f"to_numpy: expected a NumPy or CUDA device array, got {type(array).__name__}")
 
     def empty(self, shape, dtype=None):
+        """An uninitialized array on this device (float32 unless ``dtype`` says otherwise)."""
         dtype = self.float_dtype if dtype is None else dtype
         if self.name != "cuda":
             return host_empty(shape, dtype)
         return self._cuda.device_array(shape, dtype)
 
     def zeros(self, shape, dtype=None):
+        """An array of zeros on this device, filled where it lives (no host buffer is copied over)."""
         dtype = self.float_dtype if dtype is None else dtype
         if self.name != "cuda":
             out = host_empty(shape, dtype)
@@ -133,10 +135,14 @@ class Device:
     def check_owns(self, what: str, array) -> None:
         """One clear error when an array from another device is handed to this one."""
         if not self.owns(array):
-            where = "a CUDA device array" if not isinstance(array, np.ndarray) else "a NumPy (cpu) array"
+            from cuda_kernels.launch import is_device_array
+
+            where = ("a NumPy (cpu) array" if isinstance(array, np.ndarray) else
+                     "a CUDA device array" if is_device_array(array) else f"a {type(array).__name__}")
             raise TypeError(f"{what}: expected an array on {self!r}, got {where}; move it with device.asarray")
 
     def synchronize(self) -> None:
+        """Wait until every kernel launched on this device has finished (launches are asynchronous)."""
         if self.name == "cuda":
             self._cuda.synchronize()
 

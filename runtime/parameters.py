@@ -36,14 +36,17 @@ class Parameter:
 
     @property
     def shape(self) -> tuple:
+        """The parameter's shape."""
         return tuple(self.data.shape)
 
     @property
     def size(self) -> int:
+        """The number of values."""
         return int(np.prod(self.shape))
 
     @property
     def grad(self):
+        """The gradient, same shape as ``data``; each backward overwrites it."""
         return self._grad
 
     @grad.setter
@@ -71,6 +74,7 @@ class Parameter:
         self.device.copy(self.data, np.ascontiguousarray(array, dtype=self.device.float_dtype))
 
     def numpy(self) -> np.ndarray:
+        """A host copy of the values."""
         return np.array(self.device.to_numpy(self.data))
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ its own (or from its own package). Lazy imports inside functions count as much a
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -102,3 +103,13 @@ def test_the_rules_catch_an_upward_import(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     with pytest.raises(AssertionError, match="engine.training"):
         test_imports_only_go_down(fake)
+
+
+def test_architecture_doc_names_every_floor_and_only_files_that_exist():
+    """docs/architecture.md is the map: every package on it, and every path it names still there."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing_packages = [p for p in FLOOR_OF if f"`{p}/`" not in text and f"`{p}.py`" not in text]
+    assert not missing_packages, f"docs/architecture.md does not place {missing_packages} on a floor"
+    paths = set(re.findall(r"`((?:[a-z_]+/)+[a-z_]+\.(?:py|md))`", text))
+    gone = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not gone, f"docs/architecture.md names files that do not exist: {gone}"
