@@ -6,6 +6,8 @@ from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay (PyTorch's)."""
+
     state_names = ("momentum_buf",)
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
@@ -20,6 +22,8 @@ class SGD(Optimizer):
 
 
 class Adagrad(Optimizer):
+    """Adagrad (PyTorch's formula, with learning-rate decay and weight decay)."""
+
     state_names = ("sum_sq",)
 
     def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0, lr_decay=0.0):
@@ -31,6 +35,8 @@ class Adagrad(Optimizer):
 
 
 class RMSprop(Optimizer):
+    """RMSprop (PyTorch's formula, with optional momentum and weight decay)."""
+
     state_names = ("square_avg", "momentum_buf")
 
     def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0):
@@ -42,6 +48,8 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam with bias correction (PyTorch's formula; ``weight_decay`` adds to the gradient)."""
+
     state_names = ("exp_avg", "exp_avg_sq")
     decoupled = False
 
@@ -55,6 +63,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
+    """Adam with decoupled weight decay (PyTorch's AdamW)."""
+
     decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):

@@ -9,6 +9,12 @@ from runtime.parameters import FlatParameters
 
 
 class Optimizer:
+    """The base of every optimizer: ``step()`` updates every parameter in one fused kernel launch.
+
+    ``params`` are moved into one flat buffer (their ``.data``/``.grad`` become slices of it); set
+    ``schedule`` to a function of the step index (e.g. ``cosine_lr``) to vary the learning rate.
+    """
+
     state_names: tuple[str, ...] = ()
 
     def __init__(self, params, lr: float, **hyper):
@@ -23,6 +29,7 @@ class Optimizer:
         self.schedule = None
 
     def step(self) -> None:
+        """One update of every parameter from its current ``.grad``."""
         self.step_count += 1
         if self.schedule is not None:
             self.lr = self.schedule(self.step_count - 1)
@@ -36,11 +43,13 @@ class Optimizer:
         self.device.kernels.fill(self.flat.grad, 0.0)
 
     def state_dict(self) -> dict:
+        """The learning rate, step count, hyper-parameters and state buffers, as host values (for checkpoints)."""
         out = {"lr": self.lr, "base_lr": self.base_lr, "step_count": self.step_count, "hyper": dict(self.hyper)}
         out.update({f"state.{name}": np.array(self.device.to_numpy(buf)) for name, buf in self.state.items()})
         return out
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned (shapes checked)."""
         for name, buf in self.state.items():
             value = np.asarray(state[f"state.{name}"])
             if value.shape != tuple(buf.shape):
