@@ -1,6 +1,6 @@
-"""Presenting bench results: a rich table in the terminal, and a PNG with two panels — each row's
-percent of its roofline ceiling (and, with a GPU, its speedup over the best CPU row), and the
-roofline itself with every measured row placed on it."""
+"""Presenting bench results: rich tables in the terminal (every row; with ``--ranks``, the MPI scaling),
+and a PNG with two panels — each row's percent of its roofline ceiling (and, with a GPU, its speedup
+over the best CPU row), and the roofline itself with every measured row placed on it."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ def _fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def print_table(result: dict, console=None) -> None:
+def _wide_console():
+    """The terminal's console; piped into a file or a pager, one that does not squeeze tables into 80 columns."""
     from rich.console import Console
+
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=180)
+
+
+def print_table(result: dict, console=None) -> None:
     from rich.table import Table
 
-    if console is None:  # piped into a file or a pager: do not squeeze the table into 80 columns
-        probe = Console()
-        console = probe if probe.is_terminal else Console(width=180)
+    if console is None:
+        console = _wide_console()
     machine = result["machine"]
     title = (f"tilegrad bench — {machine['cpu']}, {machine['threads']} threads"
              + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"))
@@ -43,6 +49,20 @@ def print_table(result: dict, console=None) -> None:
     console.print("% ceil: achieved / min(peak FLOP/s, intensity x bandwidth); cases that fit in cache can pass 100 % "
                   "of the DRAM bandwidth ceiling. vs peer: peer time / our time (> 1: we are faster). vs BLAS (CPU "
                   "GEMM rows): NumPy's matmul time on as many threads / our time. Cyan rows are yardsticks, not ours.")
+
+
+def print_scaling_table(rows: list[dict], console=None) -> None:
+    """The rows of ``bench.scaling.run_scaling``: time and throughput per rank count, against 1 rank."""
+    from rich.table import Table
+
+    table = Table(title="data-parallel scaling (MPI ranks share this machine's cores; 1 rank uses all)",
+                  title_justify="left")
+    for column in ("case", "ranks", "ms/step", "samples/s", "vs 1 rank"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["case"], r["impl"], f"{r['median_ms']:.2f}", f"{r['samples_per_s']:,.0f}",
+                      "–" if r["scaling"] is None else f"{r['scaling']:.2f}x")
+    (_wide_console() if console is None else console).print(table)
 
 
 def save_plot(result: dict, path) -> None:

@@ -33,6 +33,7 @@ def architecture(model) -> dict:
 
 
 def save(path, model, optimizer=None, extra: dict | None = None) -> None:
+    """Write ``model`` (architecture, parameters, layer state) and ``optimizer``'s state to one .npz, atomically."""
     path = Path(path)
     arrays = {f"param.{i}": p.numpy() for i, p in enumerate(model.parameters())}
     for i, layer in enumerate(model.layers):
@@ -56,6 +57,28 @@ def save(path, model, optimizer=None, extra: dict | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_interrupted(model, optimizer, *, checkpoint: str | None, fallback: str, start_epoch: int,
+                     epochs_done: int, seed: int) -> str | None:
+    """What an interrupted ``fit`` leaves behind; returns the line that tells how to resume (None on the
+    ranks other than rank 0, which write nothing, as in ``fit``).
+
+    ``epochs_done`` is the number of finished epochs, the ``start_epoch`` a resumed run began at included.
+    A per-epoch checkpoint written since the start is an exact resume point and is kept as it is;
+    otherwise the model as it stands is saved to ``checkpoint`` (or ``fallback``), and resuming from it
+    restarts the interrupted epoch.
+    """
+    from .distributed import get_world
+
+    if not get_world().is_root:
+        return None
+    if checkpoint and epochs_done > start_epoch:
+        return f"interrupted: {checkpoint} holds epoch {epochs_done}; resume with --resume {checkpoint}"
+    path = checkpoint or fallback
+    save(path, model, optimizer, extra={"epoch": epochs_done, "seed": seed})
+    return (f"interrupted during epoch {epochs_done + 1}: the model as it stands is saved in {path}; "
+            f"--resume {path} restarts that epoch from these weights")
 
 
 def read(path) -> tuple[dict, dict]:

@@ -1,0 +1,107 @@
+"""``python cli.py bench``: every op timed on the multi-core CPU and the GPU, checked, against ceilings."""
+
+from __future__ import annotations
+
+from .common import CliError, add_device_option, write_json
+
+DESCRIPTION = (
+    "Time GEMM, convolution, pooling, the RNN, optimizer updates and whole training steps on the "
+    "multi-core CPU and (when present) the GPU. Each row: median time after warm-up, GFLOP/s, GB/s, "
+    "percent of the roofline ceiling measured in the same run, GPU speedup over the best CPU row, "
+    "and the error against a float64 reference re-checked after timing. Versions sit side by side "
+    "(GEMM: naive, tiled, register-blocked 4x4 and 8x8, and split-K on the GPU; on the CPU BLAS split "
+    "over Numba's threads in OpenBLAS small-kernel tiles (blas_split) or one band per thread "
+    "(blas_bands), one BLAS call and the hand-written prange loop, with NumPy's matmul as the "
+    "yardstick for the 'vs BLAS' column; convolution: im2col and the CPU's per-image image_gemm). "
+    "Every CPU row samples for at least 0.3 s, and the CPU GEMM versions and NumPy's matmul are "
+    "timed in alternating blocks, so 'vs BLAS' is a paired ratio: this is a noisy-machine tool, "
+    "compare within a run.")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="time every op on the CPU (1 and all threads) and the GPU, against measured ceilings",
+        description=DESCRIPTION)
+    add_device_option(parser, extra_choices=("all",),
+                      help="cpu, cuda, all (both), auto (default: both when there is a GPU); sim: CPU rows only, "
+                           "the simulator is never timed")
+    parser.add_argument("--ops", default=None,
+                        help="comma-separated subset of gemm,conv,pool,elementwise,rnn,optim,train")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (about a minute on 2 cores)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the multi-core rows "
+                        "(default: all); the 1-thread rows always run")
+    parser.add_argument("--peers", action="store_true", help="also run the cases through PyTorch when installed")
+    parser.add_argument("--ranks", metavar="1,2,...", help="also time data-parallel training steps over these MPI "
+                        "rank counts (needs the dist extra)")
+    parser.add_argument("--json", metavar="FILE", help="write machine, ceilings and every row as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="write a PNG: percent of ceiling per row and a roofline")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from bench import ALL_OPS, BenchConfig, print_table, run_bench, save_plot
+    from hardware import cuda_probe
+
+    ops = _parse_list(args.ops, ALL_OPS, "op") if args.ops else list(ALL_OPS)
+    gpu = cuda_probe.real_gpu_count() > 0 and not cuda_probe.simulator_requested()
+    device = args.device or "auto"
+    if device == "cuda" and not gpu:
+        from engine import Device
+
+        Device("cuda")  # raises the one-line explanation
+        raise CliError("the CUDA simulator is never timed: use `python cli.py --device sim check` for correctness")
+    devices = ["cpu"] if device in ("cpu", "sim") or (device in ("auto", "all") and not gpu) else \
+        (["cuda"] if device == "cuda" else ["cpu", "cuda"])
+    reason = None
+    if not gpu and device != "cpu":
+        from bench.runner import NO_GPU_NOTE
+
+        reason = NO_GPU_NOTE
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    config = BenchConfig(devices=devices, ops=ops, quick=args.quick, peers=args.peers,
+                         threads=sorted({1, args.threads}) if args.threads else [], gpu_unavailable_reason=reason)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]bench[/bold] {task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=1)
+
+        def report(done, total, what):
+            progress.update(task, completed=done, total=total, description=what[:60])
+
+        result = run_bench(config, progress=report)
+        if args.ranks and not result.get("interrupted"):
+            from bench.scaling import run_scaling
+
+            progress.update(task, description="MPI rank scaling")
+            counts = [int(r) for r in args.ranks.split(",") if r.strip()]
+            if not counts or min(counts) < 1:
+                raise CliError(f"--ranks takes positive counts like 1,2, got {args.ranks!r}")
+            result["scaling"] = run_scaling(sorted(set(counts)))
+    print_table(result)
+    if result.get("scaling"):
+        from bench.report import print_scaling_table
+
+        print_scaling_table(result["scaling"])
+    if reason:
+        console.print(f"[yellow]GPU rows unavailable:[/yellow] {reason}")
+    if args.json:
+        write_json(args.json, result)
+    if args.plot:
+        save_plot(result, args.plot)
+        console.print(f"plot written to {args.plot}")
+    if result.get("interrupted"):
+        console.print(f"[yellow]bench {result['interrupted']}[/yellow]: the rows above are the ones measured")
+        return 130
+    return 0
+
+
+def _parse_list(text: str, allowed, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise CliError(f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
+    return items

@@ -1,0 +1,69 @@
+"""What every command shares: the one-line error, the ``--device`` option, the console and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "sim")
+DEVICE_HELP = "where to compute (default auto: cuda with a real GPU, else cpu); sim = the CUDA simulator"
+MODEL_CHOICES = ("mlp", "lenet", "rnn")
+
+
+class CliError(Exception):
+    """A problem to report in one line, with a non-zero exit status."""
+
+
+def add_device_option(parser: argparse.ArgumentParser, help: str = DEVICE_HELP, extra_choices: tuple = (),
+                      before_command: bool = False) -> None:
+    """``--device``, accepted before the command (the top parser) and after it (each command's parser).
+
+    A command's own ``--device`` defaults to SUPPRESS: it sets ``args.device`` only when given, so it
+    never overwrites a ``--device`` given before the command with a default."""
+    parser.add_argument("--device", choices=DEVICE_CHOICES + tuple(extra_choices),
+                        default=None if before_command else argparse.SUPPRESS, help=help)
+
+
+def prepare(device: str | None) -> None:
+    """Runs before numba is imported: the simulator can only be chosen now."""
+    from hardware import cuda_probe
+
+    if device == "sim":
+        cuda_probe.enable_simulator()
+    cuda_probe.ensure_numba_cache_dir()
+
+
+def console():
+    """A console for tables: the terminal's width, or 160 columns when the output is piped."""
+    from rich.console import Console
+
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=160)
+
+
+def write_json(path, data) -> None:
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1, default=float))
+
+
+def report_failure(exc) -> None:
+    """One line; under MPI, the failing rank says it once and stops every other rank."""
+    from engine.distributed import SIZE_VARIABLES
+
+    if any(os.environ.get(name, "1") not in ("", "1") for name in SIZE_VARIABLES):
+        import time
+
+        from engine.distributed import get_world
+
+        world = get_world()
+        if not world.is_root:  # an error every rank hits is shown once, by rank 0, which stops them all
+            time.sleep(1.0)
+        print(f"error (rank {world.rank} of {world.size}): {exc}", file=sys.stderr, flush=True)
+        time.sleep(0.5)  # the launcher forwards output asynchronously: let the line leave before the abort
+        world.abort(1)
+        os._exit(1)
+    print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,64 @@
+"""``python cli.py info``: what tilegrad finds on this machine."""
+
+from __future__ import annotations
+
+import json
+
+from .common import add_device_option
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("info", help="devices, simulator state, versions, CPU threads and BLAS",
+                                   description="Print what tilegrad finds on this machine.")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_device_option(parser, help="`sim` shows the simulator switched on")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from engine import Device
+    from hardware.machine import machine_info
+
+    if args.device not in (None, "auto"):
+        Device(args.device)  # asking about a device that cannot be used is an error, said in one line
+    info = machine_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    gpu = info["gpu"]
+    if gpu.get("present"):
+        gpu_line = (f"{gpu['name']} (sm_{gpu['compute_capability'].replace('.', '')}, {gpu['multiprocessors']} SMs, "
+                    f"{gpu['memory_gib']} GiB, driver CUDA {gpu['driver_cuda_version']})")
+    else:
+        gpu_line = f"none ({gpu.get('reason')})"
+    devices = ["cpu"] + (["cuda"] if gpu.get("present") else []) + (["cuda (simulator)"] if info["simulator"] else [])
+    blas = ", ".join(f"{b['library']} {b['version']} ({b['threads']} threads, {b['architecture']})"
+                     for b in info["blas"])
+    tool = info["cuda_toolchain"]
+    toolchain = (f"NVVM {tool['nvvm']}, CUDA runtime {tool['cuda_runtime']}, cuda-bindings {tool['cuda_bindings']}"
+                 if tool.get("nvvm") else tool.get("note", "unavailable"))
+    table = Table(title="tilegrad info", show_header=False)
+    for key, value in [
+        ("devices", ", ".join(devices)),
+        ("GPU", gpu_line),
+        ("simulator", "ON: Device('cuda') runs kernels in Numba's CUDA simulator" if info["simulator"]
+         else "off (python cli.py --device sim, or NUMBA_ENABLE_CUDASIM=1)"),
+        ("CPU", f"{info['cpu']} — {info['threads']} Numba threads ({info['numba_threading_layer']} layer), "
+                f"{info['logical_cpus']} logical CPUs"),
+        ("BLAS", blas),
+        ("numba / numba-cuda", f"{info['numba']} / {info['numba_cuda']}"),
+        ("CUDA toolchain (PTX with no GPU)", toolchain),
+        ("Python / NumPy", f"{info['python']} / {info['numpy']}" + _numpy_compat_note()),
+    ]:
+        table.add_row(key, value)
+    Console().print(table)
+    return 0
+
+
+def _numpy_compat_note() -> str:
+    from cuda_kernels.numpy_compat import RESTORED
+
+    return f" (restored for numba-cuda: np.{', np.'.join(RESTORED)})" if RESTORED else ""

@@ -1,0 +1,53 @@
+"""``python cli.py profile``: where one training step's time goes, layer by layer."""
+
+from __future__ import annotations
+
+from .common import MODEL_CHOICES, add_device_option, console, write_json
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="per-layer forward and backward time of one training step",
+        description="Time each layer's forward and backward, the loss and the optimizer step "
+                    "of a training step (device synchronized around each part).")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="lenet")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps")
+    parser.add_argument("--features", type=int, default=None, metavar="N",
+                        help="mlp input width (default 64, the digits; 784 is the bench's MLP, MNIST-sized)")
+    add_device_option(parser)
+    parser.add_argument("--json", metavar="FILE", help="write the table as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import layers as L
+    from engine import Device
+    from engine.profiler import profile_step, random_batch
+    from engine.recipes import build_model, build_optimizer
+
+    dev = Device(args.device or "auto")
+    if args.features is not None and args.model != "mlp":
+        raise ValueError(f"--features: only the mlp takes a feature count (got --model {args.model})")
+    if args.features is not None and args.features < 1:
+        raise ValueError(f"--features: expected a positive count, got {args.features}")
+    x, y = random_batch(args.model, args.batch_size, mlp_features=args.features or 64)
+    model = build_model(args.model, dev, x)
+    optimizer = build_optimizer("adam", model.parameters(), None, args.model)
+    rows = profile_step(model, L.SoftmaxCrossEntropy(), optimizer, x, y, steps=args.steps)
+    if args.json:
+        write_json(args.json, {"model": args.model, "device": repr(dev), "batch_size": args.batch_size, "parts": rows})
+    from rich.table import Table
+
+    shape = f" ({x.shape[1]} inputs)" if args.model == "mlp" else ""
+    table = Table(title=f"one training step of {args.model}{shape}, batch {args.batch_size}, on {dev!r} "
+                        f"(median of {args.steps} steps, synchronized)", title_justify="left")
+    table.add_column("part")
+    table.add_column("ms", justify="right")
+    table.add_column("% of step", justify="right")
+    table.add_column("", justify="left")
+    for r in rows:
+        table.add_row(r["part"], f"{r['median_ms']:.3f}", f"{r['percent']:.1f}",
+                      "" if r["part"].startswith("total") else "█" * int(round(r["percent"] / 2)))
+    console().print(table)
+    return 0
