@@ -10,9 +10,9 @@ and what each teaches), the imports, then these banners in this order, each thre
 titled ``Reference``, ``CPU twin``, ``GPU kernels`` (naive to fast), ``Launchers``, optionally preceded by
 ``Checks`` (the argument-check helpers), with an optional ``Element update`` between Reference and CPU twin
 (a per-element body compiled once for the CPU twin and once for the GPU kernel). A section a family has
-no code for (a CPU-only op has no GPU kernels) keeps its banner, with a comment line right under it saying why. Registrations sit in the
-section of their backend: ``@implements(op, "numpy")`` under Reference, ``"cpu"`` under CPU twin,
-``"cuda"`` under Launchers, and ``@gpu_kernel`` under GPU kernels.
+no code for (a CPU-only op has no GPU kernels) keeps its banner, with a comment line right under it saying
+why. Registrations sit in the section of their backend: ``@implements(op, "numpy")`` under Reference,
+``"cpu"`` under CPU twin, ``"cuda"`` under Launchers, and ``@gpu_kernel`` under GPU kernels.
 """
 
 from __future__ import annotations
