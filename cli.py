@@ -15,6 +15,7 @@ CUDA kernels in Numba's simulator (correct, very slow, never timed as if it were
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 # each command module imports only the standard library until it runs: numba loads after prepare()
@@ -24,9 +25,23 @@ from commands.common import CliError, add_device_option, prepare, report_failure
 COMMANDS = (info, inspect_kernels, bench, train, check, profile)  # in the order --help lists them
 
 
+def version() -> str:
+    """The installed distribution's version (a source checkout that was never installed says so)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return f"tilegrad {installed_version('tilegrad')}"
+    except PackageNotFoundError:
+        return "tilegrad (source checkout, not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python cli.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # the installed `tilegrad` command and `python cli.py` are the same program; --help names the one used
+    prog = "tilegrad" if os.path.basename(sys.argv[0]) == "tilegrad" else "python cli.py"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version())
     add_device_option(parser, before_command=True,
                       help="where to compute (default: auto = cuda with a real GPU, else cpu); "
                            "sim = CUDA kernels in Numba's simulator")

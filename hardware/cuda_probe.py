@@ -54,6 +54,20 @@ def enable_simulator() -> None:
     os.environ[SIMULATOR_VARIABLE] = "1"
 
 
+def gpu_or_simulator() -> str:
+    """Where CUDA kernels will run: "gpu" with a CUDA GPU here, else "simulator" (switched on now, before
+    numba loads). For a script or notebook that should run unchanged with and without a GPU."""
+    if simulator_requested():
+        return "simulator"
+    if real_gpu_count() > 0:
+        return "gpu"
+    if numba_imported():
+        raise RuntimeError(f"no CUDA GPU here, and numba was imported before the simulator could be chosen: "
+                           f"restart Python with {SIMULATOR_VARIABLE}=1")
+    os.environ[SIMULATOR_VARIABLE] = "1"
+    return "simulator"
+
+
 def ensure_numba_cache_dir() -> None:
     """Point NUMBA_CACHE_DIR at a writable folder when the checkout itself is read-only.
 

@@ -36,3 +36,22 @@ def test_every_tutorial_chapter_exists_and_ends_with_exercises():
     for chapter in chapters:
         text = chapter.read_text()
         assert "## Exercises" in text and python_blocks(chapter), chapter.name
+
+
+def test_chapter_two_runs_without_a_gpu_and_without_the_simulator_variable(tmp_path):
+    """A reader with no GPU who never heard of NUMBA_ENABLE_CUDASIM runs chapter 2 as it is."""
+    import os
+    import subprocess
+    import sys
+
+    from hardware import cuda_probe
+
+    if cuda_probe.real_gpu_count():
+        pytest.skip("a real GPU is present: the chapter runs on it")
+    script = tmp_path / "chapter2.py"
+    script.write_text("\n".join(python_blocks(ROOT / "docs" / "tutorials" / "02-first-kernel.md")))
+    env = {k: v for k, v in os.environ.items() if k != cuda_probe.SIMULATOR_VARIABLE}
+    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("CUDA kernels run on the simulator"), out.stdout[:200]
