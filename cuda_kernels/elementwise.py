@@ -20,10 +20,14 @@ from numba import cuda, float32, njit, prange
 from .backend import implements
 from .checks import check_array, float_dtype
 from .cpu_tanh import tanh_float32
-from .launch import device_function, gpu_kernel, launch_1d
+from .launch import cpu_and_gpu, gpu_kernel, launch_1d
 
 ACTIVATIONS = {"relu": 1, "tanh": 2, "sigmoid": 3}
 ACT_RELU, ACT_TANH, ACT_SIGMOID = 1, 2, 3
+
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
 
 
 def _flat(x):
@@ -54,9 +58,25 @@ def _check_dropout(backend, out, mask, x, p):
         raise ValueError(f"dropout_forward: argument 'p' must be in [0, 1), got {p!r}")
 
 
+def _check_swap(backend, out, x):
+    dt = float_dtype(backend)
+    a, b, c = check_array("swap_leading_axes", "x", x, backend, dtype=dt, ndim=3)
+    check_array("swap_leading_axes", "out", out, backend, shape=(b, a, c), dtype=dt)
+    return a, b, c
+
+
+def _check_activation(op, activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: argument 'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
+
+
 # ------------------------------------------------------------------------------------------------
-# The dropout hash: plain integer arithmetic, valid in NumPy (uint64 arrays), Numba and CUDA.
+# Reference: NumPy, float64-capable
 # ------------------------------------------------------------------------------------------------
+
+# The dropout hash: plain integer arithmetic, valid in NumPy (uint64 arrays, below), Numba and CUDA (compiled
+# for both in the next section), so every backend draws the same mask.
+
 MASK32 = 0xFFFFFFFF
 
 
@@ -71,14 +91,7 @@ def hash_uniform_bits(seed, index):
     return x
 
 
-_hash_cpu = njit(inline="always")(hash_uniform_bits)
-_hash_gpu = device_function(hash_uniform_bits)
 INV_2_24 = 1.0 / 16777216.0  # 24 random bits -> a float32 uniform in [0, 1) without rounding to 1
-
-
-# ------------------------------------------------------------------------------------------------
-# NumPy references
-# ------------------------------------------------------------------------------------------------
 
 
 @implements("fill", "numpy")
@@ -161,13 +174,6 @@ def axpy_reference(y, x, alpha):
     y += alpha * x
 
 
-def _check_swap(backend, out, x):
-    dt = float_dtype(backend)
-    a, b, c = check_array("swap_leading_axes", "x", x, backend, dtype=dt, ndim=3)
-    check_array("swap_leading_axes", "out", out, backend, shape=(b, a, c), dtype=dt)
-    return a, b, c
-
-
 @implements("swap_leading_axes", "numpy")
 def swap_leading_axes_reference(out, x):
     """out[b, a, c] = x[a, b, c]: batch-first (N, T, F) <-> time-major (T, N, F) sequences."""
@@ -175,13 +181,47 @@ def swap_leading_axes_reference(out, x):
     out[...] = x.transpose(1, 0, 2)
 
 
-def _check_activation(op, activation):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{op}: argument 'activation' must be one of {list(ACTIVATIONS)}, got {activation!r}")
+# ------------------------------------------------------------------------------------------------
+# Element update: one body, compiled for the CPU twin and for the GPU kernel
+# ------------------------------------------------------------------------------------------------
+# One element's arithmetic, compiled for the CPU twins' prange loops and the GPU kernels. Not tanh: the CPU
+# twin has its own vectorizable rational (cpu_tanh.py), the GPU math.tanh. The one-operation ops (fill, add,
+# multiply, axpby, bias add) and the index shuffle (swap) have no arithmetic worth sharing.
+
+
+def _relu(v):
+    return max(v, float32(0.0))
+
+
+def _sigmoid(v):
+    return float32(1.0) / (float32(1.0) + math.exp(-v))
+
+
+def _activation_grad(dy, y, act):
+    """dL/dx from dL/dy and the forward's output y."""
+    if act == ACT_RELU:
+        return dy if y > float32(0.0) else float32(0.0)
+    if act == ACT_TANH:
+        return dy * (float32(1.0) - y * y)
+    return dy * y * (float32(1.0) - y)
+
+
+def _dropout_scale(bits, p, keep_scale):
+    """An element's mask value from its hash: keep_scale, or 0 when dropped (24 bits -> a uniform in [0, 1))."""
+    uniform = float32(bits >> 8) * float32(INV_2_24)
+    return keep_scale if uniform >= p else float32(0.0)
+
+
+# fastmath for the device functions, as their kernels (a device function does not take its kernel's flags).
+_relu_cpu_body, _relu_gpu_body = cpu_and_gpu(_relu)
+_sigmoid_cpu_body, _sigmoid_gpu_body = cpu_and_gpu(_sigmoid)
+_activation_grad_cpu_body, _activation_grad_gpu_body = cpu_and_gpu(_activation_grad, fastmath=True)
+_hash_cpu, _hash_gpu = cpu_and_gpu(hash_uniform_bits)
+_dropout_scale_cpu_body, _dropout_scale_gpu_body = cpu_and_gpu(_dropout_scale)
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU twins (Numba prange over flat views)
+# CPU twin: Numba prange over flat views, the element bodies inlined
 # ------------------------------------------------------------------------------------------------
 
 
@@ -196,23 +236,17 @@ def _activation_forward_cpu(out, x, act):
     for i in prange(x.size):
         v = x[i]
         if act == ACT_RELU:
-            out[i] = max(v, np.float32(0.0))
+            out[i] = _relu_cpu_body(v)
         elif act == ACT_TANH:
-            out[i] = tanh_float32(v)
+            out[i] = tanh_float32(v)  # vectorizes; np.tanh would be a scalar libm call per element
         else:
-            out[i] = np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
+            out[i] = _sigmoid_cpu_body(v)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _activation_backward_cpu(dx, dy, y, act):
     for i in prange(y.size):
-        v = y[i]
-        if act == ACT_RELU:
-            dx[i] = dy[i] if v > np.float32(0.0) else np.float32(0.0)
-        elif act == ACT_TANH:
-            dx[i] = dy[i] * (np.float32(1.0) - v * v)
-        else:
-            dx[i] = dy[i] * v * (np.float32(1.0) - v)
+        dx[i] = _activation_grad_cpu_body(dy[i], y[i], act)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -226,8 +260,7 @@ def _bias_add_cpu(out, x, bias):
 def _dropout_forward_cpu(out, mask, x, p, seed):
     keep_scale = np.float32(1.0) / (np.float32(1.0) - p)
     for i in prange(x.size):
-        uniform = np.float32(_hash_cpu(seed, i) >> 8) * np.float32(INV_2_24)
-        m = keep_scale if uniform >= p else np.float32(0.0)
+        m = _dropout_scale_cpu_body(_hash_cpu(seed, i), p, keep_scale)
         mask[i] = m
         out[i] = x[i] * m
 
@@ -333,32 +366,26 @@ def fill_kernel(out, value):
         out[i] = value
 
 
-# No fastmath here: with it, math.tanh becomes the tanh.approx.f32 instruction (relative error up to 2^-11;
-# measured 8e-6 on an H100 where the CPU twin is within 2e-6). The kernel is memory-bound: exact costs nothing.
+# No fastmath here: with it, math.tanh becomes tanh.approx.f32 (relative error up to 2^-11, beyond the tests'
+# tolerance; docs/benchmarks.md). The kernel is memory-bound: exact costs nothing.
 @gpu_kernel("void(float32[::1], float32[::1], int32)")
 def activation_forward_kernel(out, x, act):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, stride):
         v = x[i]
         if act == ACT_RELU:
-            out[i] = max(v, float32(0.0))
+            out[i] = _relu_gpu_body(v)
         elif act == ACT_TANH:
             out[i] = math.tanh(v)
         else:
-            out[i] = float32(1.0) / (float32(1.0) + math.exp(-v))
+            out[i] = _sigmoid_gpu_body(v)
 
 
 @gpu_kernel("void(float32[::1], float32[::1], float32[::1], int32)", fastmath=True)
 def activation_backward_kernel(dx, dy, y, act):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, y.size, stride):
-        v = y[i]
-        if act == ACT_RELU:
-            dx[i] = dy[i] if v > float32(0.0) else float32(0.0)
-        elif act == ACT_TANH:
-            dx[i] = dy[i] * (float32(1.0) - v * v)
-        else:
-            dx[i] = dy[i] * v * (float32(1.0) - v)
+        dx[i] = _activation_grad_gpu_body(dy[i], y[i], act)
 
 
 @gpu_kernel("void(float32[:, ::1], float32[:, ::1], float32[::1])", fastmath=True)
@@ -376,8 +403,7 @@ def dropout_forward_kernel(out, mask, x, p, seed):
     keep_scale = float32(1.0) / (float32(1.0) - p)
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, stride):
-        uniform = float32(_hash_gpu(seed, i) >> 8) * float32(INV_2_24)
-        m = keep_scale if uniform >= p else float32(0.0)
+        m = _dropout_scale_gpu_body(_hash_gpu(seed, i), p, keep_scale)
         mask[i] = m
         out[i] = x[i] * m
 

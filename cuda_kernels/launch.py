@@ -18,7 +18,7 @@ from numba import cuda
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
-# The simulator runs every thread as a Python thread (~150 us each): launch few, and let the kernels'
+# The simulator runs every thread as a Python thread (slow): launch few, and let the kernels'
 # grid-stride loops cover the data. On a GPU, a few waves of blocks per SM are enough for a
 # grid-stride loop to reach full bandwidth.
 SIM_BLOCK_1D, SIM_MAX_BLOCKS = 32, 2
@@ -30,7 +30,7 @@ MAX_CACHED_CONFIGS = 64  # launch configurations kept per kernel (grids differ b
 if not SIMULATOR:
     # Our launchers choose small grids on purpose for small data (grid-stride loops), so numba-cuda's
     # "grid size N will likely result in GPU under-utilization" warning fires on most launches of a small
-    # model: 156 warnings in one run of the gpu test tier on an H100, none of them actionable.
+    # model, none of them actionable.
     try:
         from numba.cuda.core import config as _cuda_config
 
@@ -62,8 +62,8 @@ class GpuKernel:
         if SIMULATOR:
             return cuda.jit(self.signature)(self.py_func)
         # On a GPU, keep the compiled kernel on disk (NUMBA_CACHE_DIR, per compute capability): every later
-        # process loads it instead of spending ~1 s in NVVM per kernel. A cache that cannot be written or
-        # read is only slower, never wrong: compile without it then.
+        # process loads it instead of compiling it again in NVVM. A cache that cannot be written or read is
+        # only slower, never wrong: compile without it then.
         try:
             return cuda.jit(self.signature, fastmath=self.fastmath, cache=True)(self.py_func)
         except Exception as error:  # noqa: BLE001 (any cache failure: fall back to a plain compile)
@@ -73,8 +73,8 @@ class GpuKernel:
 
     def __getitem__(self, launch_config):
         # numba-cuda builds a launch-configuration object on every kernel[grid, block, stream]; a training
-        # step asks for the same few configurations again and again, so keep them. (Small: on an H200 a
-        # no-op launch took 11.3 µs configured each time, 10.9 µs configured once.)
+        # step asks for the same few configurations again and again, so keep them (a small saving, but on
+        # every launch).
         try:
             return self._configs[launch_config]
         except KeyError:
@@ -159,3 +159,11 @@ def launch_1d(kernel: GpuKernel, n: int, block: int | None = None, stream=0):
     """``kernel`` configured for a grid-stride loop over ``n`` elements: call it with the arguments."""
     blocks, threads = blocks_1d(n, block)
     return kernel[blocks, threads, stream]
+
+
+def cpu_and_gpu(fn, *, fastmath: bool = False):
+    """One element body compiled twice, as ``(cpu, gpu)``: an ``njit(inline="always")`` function that
+    Numba inlines into a CPU twin's prange loop (under the loop's own fastmath), and a device function for
+    the GPU kernels. A device function keeps its own flags, not its kernel's: pass the kernel's ``fastmath``
+    (without it, a division in the body stays ``div.full`` inside a fastmath kernel, not ``div.approx``)."""
+    return numba.njit(inline="always")(fn), cuda.jit(device=True, fastmath=fastmath)(fn)

@@ -18,10 +18,9 @@ Subnormals: every kernel stores decaying state (momentum, Adam's m and v, RMSpro
 zero once it falls below the smallest normal float32 (1.2e-38): explicitly, so the CPU twins, the GPU
 kernels (whose fastmath flushes arithmetic anyway) and the simulator store the same state. A weight whose
 gradient stays 0 (a dead ReLU's) has its m multiplied by beta1 each step and reaches the subnormal range
-after ~800 steps (seen: 80 k of the bench MLP's 269 k m values after 2,000 steps on one batch). Intel's
-cores compute subnormal results through a microcode assist (Intel's optimization manual: on the order of
-100 cycles each); on this project's AMD Zen 4 the same Adam call measured 0.107 ms on subnormal m and
-0.104 on normal m, so here the flush is a guard, not a speed-up. It changes the update by less than 1e-30.
+after ~800 steps. Intel's cores compute subnormal results through a microcode assist (Intel's optimization
+manual: on the order of 100 cycles each); this project's AMD Zen 4 takes none (docs/benchmarks.md, "Adam in
+the step"), so here the flush is a guard, not a speed-up. It changes the update by less than 1e-30.
 
 Napkin math: Adam reads p, g, m, v and writes p, m, v: 28 bytes and ~12 FLOPs per parameter. 10M
 parameters = 280 MB per step, so the ceiling is the copy bandwidth (~25 GB/s here: ~11 ms; an H100's
@@ -37,14 +36,11 @@ from numba import cuda, float32, njit, prange
 
 from .backend import implements
 from .checks import check_array, float_dtype
-from .launch import device_function, gpu_kernel, launch_1d
+from .launch import cpu_and_gpu, gpu_kernel, launch_1d
 
-SGD_SIG = "void(float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, int32, int32)"
-ADAGRAD_SIG = "void(float32[::1], float32[::1], float32[::1], float32, float32, float32)"
-RMSPROP_SIG = ("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, "
-               "float32)")
-ADAM_SIG = ("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, "
-            "float32, float32, float32, int32)")
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
 
 
 def _check_buffers(op, backend, params, **buffers):
@@ -61,18 +57,18 @@ def _check_step(op, step):
         raise ValueError(f"{op}: argument 'step' counts from 1, got {step!r}")
 
 
+# ------------------------------------------------------------------------------------------------
+# Reference: NumPy, literal transcriptions of the formulas above
+# ------------------------------------------------------------------------------------------------
+
+
 def adagrad_rate(lr, lr_decay, step):
     return lr / (1 + (step - 1) * lr_decay)
 
 
 def adam_scalars(lr, beta1, beta2, step):
-    """(step_size, 1/sqrt(bias_correction2)) as PyTorch computes them."""
+    """(step_size, 1/sqrt(bias_correction2)) as PyTorch computes them (host-side, once per step)."""
     return lr / (1 - beta1 ** step), 1 / math.sqrt(1 - beta2 ** step)
-
-
-# ------------------------------------------------------------------------------------------------
-# NumPy references (literal transcriptions of the formulas above)
-# ------------------------------------------------------------------------------------------------
 
 
 @implements("sgd_step", "numpy")
@@ -126,65 +122,96 @@ def adam_step_reference(params, exp_avg, exp_avg_sq, grads, lr, beta1=0.9, beta2
 
 
 # ------------------------------------------------------------------------------------------------
-# CPU twins
+# Element update: one body, compiled for the CPU twin and for the GPU kernel
 # ------------------------------------------------------------------------------------------------
+# One parameter's update for the CPU twin's prange loop and the GPU kernel, given the buffers and the index
+# as in llm.c's adamw.cuh: inlined, it compiles as a hand-written loop body would (scalars in and a tuple out
+# ran slower in Adam's CPU twin and took RMSprop's kernel more registers). The flush is inline: a body cannot
+# call another body (each target needs its own compiled copy).
 
-FLT_MIN = np.float32(np.finfo(np.float32).tiny)  # the smallest normal float32 (CPU and GPU kernels)
+FLT_MIN = np.float32(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _flush(x):
-    """x, or 0 when x is subnormal (see the module docstring)."""
-    return x if abs(x) >= FLT_MIN else np.float32(0.0)
+def _sgd_update(p, buf, grad, i, lr, momentum, dampening, wd, nesterov, first_step):
+    g = grad[i] + wd * p[i]
+    if momentum != float32(0.0):  # buf is read only now: without momentum it may be p itself
+        b = g if first_step else momentum * buf[i] + (float32(1.0) - dampening) * g
+        b = b if abs(b) >= FLT_MIN else float32(0.0)
+        buf[i] = b
+        g = g + momentum * b if nesterov else b
+    p[i] -= lr * g
+
+
+def _adagrad_update(p, sum_sq, grad, i, clr, eps, wd):
+    g = grad[i] + wd * p[i]
+    s = sum_sq[i] + g * g
+    sum_sq[i] = s
+    p[i] -= clr * g / (math.sqrt(s) + eps)
+
+
+def _rmsprop_update(p, square_avg, buf, grad, i, lr, alpha, eps, wd, momentum):
+    g = grad[i] + wd * p[i]
+    sq = alpha * square_avg[i] + (float32(1.0) - alpha) * g * g
+    sq = sq if abs(sq) >= FLT_MIN else float32(0.0)
+    square_avg[i] = sq
+    update = g / (math.sqrt(sq) + eps)
+    if momentum > float32(0.0):  # buf is read only now: without momentum it may be p itself
+        update = momentum * buf[i] + update
+        update = update if abs(update) >= FLT_MIN else float32(0.0)
+        buf[i] = update
+    p[i] -= lr * update
+
+
+def _adam_update(p, m, v, grad, i, beta1, beta2, eps, wd, decay_factor, step_size, inv_sqrt_bc2, decoupled):
+    w = p[i]
+    g = grad[i]
+    if decoupled:
+        w *= decay_factor
+    else:
+        g += wd * w
+    m_i = beta1 * m[i] + (float32(1.0) - beta1) * g
+    m_i = m_i if abs(m_i) >= FLT_MIN else float32(0.0)
+    v_i = beta2 * v[i] + (float32(1.0) - beta2) * g * g
+    v_i = v_i if abs(v_i) >= FLT_MIN else float32(0.0)
+    m[i] = m_i
+    v[i] = v_i
+    p[i] = w - step_size * m_i / (math.sqrt(v_i) * inv_sqrt_bc2 + eps)
+
+
+# fastmath for the device functions, as their kernels (a device function does not take its kernel's flags).
+_sgd_cpu_body, _sgd_gpu_body = cpu_and_gpu(_sgd_update, fastmath=True)
+_adagrad_cpu_body, _adagrad_gpu_body = cpu_and_gpu(_adagrad_update, fastmath=True)
+_rmsprop_cpu_body, _rmsprop_gpu_body = cpu_and_gpu(_rmsprop_update, fastmath=True)
+_adam_cpu_body, _adam_gpu_body = cpu_and_gpu(_adam_update, fastmath=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# CPU twin: prange over the flat buffer, the element update inlined
+# ------------------------------------------------------------------------------------------------
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _sgd_cpu(p, buf, grad, lr, momentum, dampening, wd, nesterov, first_step):
     for i in prange(p.size):
-        g = grad[i] + wd * p[i]
-        if momentum != 0:
-            b = _flush(g if first_step else momentum * buf[i] + (np.float32(1.0) - dampening) * g)
-            buf[i] = b
-            g = g + momentum * b if nesterov else b
-        p[i] -= lr * g
+        _sgd_cpu_body(p, buf, grad, i, lr, momentum, dampening, wd, nesterov, first_step)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _adagrad_cpu(p, sum_sq, grad, clr, eps, wd):
     for i in prange(p.size):
-        g = grad[i] + wd * p[i]
-        s = sum_sq[i] + g * g
-        sum_sq[i] = s
-        p[i] -= clr * g / (np.sqrt(s) + eps)
+        _adagrad_cpu_body(p, sum_sq, grad, i, clr, eps, wd)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _rmsprop_cpu(p, square_avg, buf, grad, lr, alpha, eps, wd, momentum):
     for i in prange(p.size):
-        g = grad[i] + wd * p[i]
-        sq = _flush(alpha * square_avg[i] + (np.float32(1.0) - alpha) * g * g)
-        square_avg[i] = sq
-        update = g / (np.sqrt(sq) + eps)
-        if momentum > 0:
-            update = _flush(momentum * buf[i] + update)
-            buf[i] = update
-        p[i] -= lr * update
+        _rmsprop_cpu_body(p, square_avg, buf, grad, i, lr, alpha, eps, wd, momentum)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _adam_cpu(p, m, v, grad, beta1, beta2, eps, wd, decay_factor, step_size, inv_sqrt_bc2, decoupled):
     for i in prange(p.size):
-        w = p[i]
-        g = grad[i]
-        if decoupled:
-            w *= decay_factor
-        else:
-            g += wd * w
-        m_i = _flush(beta1 * m[i] + (np.float32(1.0) - beta1) * g)
-        v_i = _flush(beta2 * v[i] + (np.float32(1.0) - beta2) * g * g)
-        m[i] = m_i
-        v[i] = v_i
-        p[i] = w - step_size * m_i / (np.sqrt(v_i) * inv_sqrt_bc2 + eps)
+        _adam_cpu_body(p, m, v, grad, i, beta1, beta2, eps, wd, decay_factor, step_size, inv_sqrt_bc2, decoupled)
 
 
 f32 = np.float32
@@ -224,67 +251,48 @@ def adam_step_cpu(params, exp_avg, exp_avg_sq, grads, lr, beta1=0.9, beta2=0.999
 
 
 # ------------------------------------------------------------------------------------------------
-# GPU kernels: the same loop bodies, grid-stride
+# GPU kernels: grid-stride loops around the element updates
 # ------------------------------------------------------------------------------------------------
 
-
-@device_function
-def _flush_gpu(x):
-    """x, or 0 when x is subnormal: the state the CPU twins store (see the module docstring)."""
-    return x if abs(x) >= FLT_MIN else float32(0.0)
+SGD_SIG = "void(float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, int32, int32)"
+ADAGRAD_SIG = "void(float32[::1], float32[::1], float32[::1], float32, float32, float32)"
+RMSPROP_SIG = ("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, "
+               "float32)")
+ADAM_SIG = ("void(float32[::1], float32[::1], float32[::1], float32[::1], float32, float32, float32, float32, "
+            "float32, float32, float32, int32)")
 
 
 @gpu_kernel(SGD_SIG, fastmath=True)
 def sgd_kernel(p, buf, grad, lr, momentum, dampening, wd, nesterov, first_step):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, p.size, stride):
-        g = grad[i] + wd * p[i]
-        if momentum != float32(0.0):
-            b = _flush_gpu(g if first_step else momentum * buf[i] + (float32(1.0) - dampening) * g)
-            buf[i] = b
-            g = g + momentum * b if nesterov else b
-        p[i] -= lr * g
+        _sgd_gpu_body(p, buf, grad, i, lr, momentum, dampening, wd, nesterov, first_step)
 
 
 @gpu_kernel(ADAGRAD_SIG, fastmath=True)
 def adagrad_kernel(p, sum_sq, grad, clr, eps, wd):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, p.size, stride):
-        g = grad[i] + wd * p[i]
-        s = sum_sq[i] + g * g
-        sum_sq[i] = s
-        p[i] -= clr * g / (math.sqrt(s) + eps)
+        _adagrad_gpu_body(p, sum_sq, grad, i, clr, eps, wd)
 
 
 @gpu_kernel(RMSPROP_SIG, fastmath=True)
 def rmsprop_kernel(p, square_avg, buf, grad, lr, alpha, eps, wd, momentum):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, p.size, stride):
-        g = grad[i] + wd * p[i]
-        sq = _flush_gpu(alpha * square_avg[i] + (float32(1.0) - alpha) * g * g)
-        square_avg[i] = sq
-        update = g / (math.sqrt(sq) + eps)
-        if momentum > float32(0.0):
-            update = _flush_gpu(momentum * buf[i] + update)
-            buf[i] = update
-        p[i] -= lr * update
+        _rmsprop_gpu_body(p, square_avg, buf, grad, i, lr, alpha, eps, wd, momentum)
 
 
 @gpu_kernel(ADAM_SIG, fastmath=True)
 def adam_kernel(p, m, v, grad, beta1, beta2, eps, wd, decay_factor, step_size, inv_sqrt_bc2, decoupled):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, p.size, stride):
-        w = p[i]
-        g = grad[i]
-        if decoupled:
-            w *= decay_factor
-        else:
-            g += wd * w
-        m_i = _flush_gpu(beta1 * m[i] + (float32(1.0) - beta1) * g)
-        v_i = _flush_gpu(beta2 * v[i] + (float32(1.0) - beta2) * g * g)
-        m[i] = m_i
-        v[i] = v_i
-        p[i] = w - step_size * m_i / (math.sqrt(v_i) * inv_sqrt_bc2 + eps)
+        _adam_gpu_body(p, m, v, grad, i, beta1, beta2, eps, wd, decay_factor, step_size, inv_sqrt_bc2, decoupled)
+
+
+# ------------------------------------------------------------------------------------------------
+# Launchers: the step's scalars (bias corrections, Adagrad's decayed rate) computed once on the host
+# ------------------------------------------------------------------------------------------------
 
 
 @implements("sgd_step", "cuda")

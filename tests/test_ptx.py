@@ -73,6 +73,34 @@ def test_register_blocked_gemm_keeps_its_accumulators_in_registers(name):
     assert r["shared_bytes"] > 0, "the register-blocked GEMM stages tiles in shared memory"
 
 
+# The kernels whose element body is shared with their CPU twin (launch.cpu_and_gpu): shared only while the
+# body inlines into registers, as the kernel's own code did.
+SHARED_BODY_KERNELS = ["sgd_kernel", "adagrad_kernel", "rmsprop_kernel", "adam_kernel", "activation_forward_kernel",
+                       "activation_backward_kernel", "dropout_forward_kernel"]
+
+
+@pytest.mark.parametrize("name", SHARED_BODY_KERNELS)
+def test_shared_element_bodies_stay_in_registers(name):
+    r = reports()[name]
+    assert r["local_bytes"] == 0 and r["local_instructions"] == 0, r
+
+
+def test_shared_element_bodies_compile_under_their_kernels_fastmath():
+    # a device function keeps its own flags: compiled without fastmath, Adam's division inside a fastmath
+    # kernel would stay div.full; and an inlined body leaves no call behind
+    if _toolchain_missing():
+        pytest.skip("needs the cuda extra")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, "-m", "cuda_kernels.ptx", "adam_kernel", "adagrad_kernel", "--json",
+                             "--ptx"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for r in json.loads(result.stdout):
+        body = [line for line in r["ptx"].splitlines() if not line.strip().startswith("//")]
+        assert any("div.approx" in line for line in body), r["name"]
+        assert not any("div.full" in line or "div.rn" in line for line in body), r["name"]
+        assert not any(line.strip().startswith("call") for line in body), r["name"]
+
+
 def test_cli_inspect_reports_one_kernel_and_rejects_unknown_names():
     if _toolchain_missing():
         pytest.skip("needs the cuda extra")

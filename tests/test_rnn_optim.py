@@ -110,6 +110,29 @@ def test_optimizer_matches_pytorch_formulas_over_several_steps(backend, name):
                                             "seed": st.integers(0, 2**16)}), check, sim_examples=2)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sgd_first_step_and_no_momentum_never_read_the_buffer(backend):
+    # The momentum buffer is read only when the update uses it: on SGD's first step it becomes g whatever
+    # it held (NaN here), and without momentum the kernels get params itself in its place.
+    rng = np.random.default_rng(3)
+    p0, g = random_array(rng, (37,)), random_array(rng, (37,))
+    k = kernels(backend)
+    for momentum, buffer in ((0.9, "nan"), (0.0, None)):
+        p64, buf64 = p0.astype(np.float64), np.zeros(37)
+        kernels("numpy").sgd_step(p64, buf64, g.astype(np.float64), lr=0.1, momentum=momentum, first_step=True)
+        p = to_backend(backend, p0)
+        buf = poisoned(backend, (37,)) if buffer == "nan" else None
+        k.sgd_step(p, buf, to_backend(backend, g), lr=0.1, momentum=momentum, first_step=True)
+        assert_close(p, p64, 1e-6, 1e-6, f"sgd params, momentum {momentum}")
+        if buf is not None:
+            assert_close(buf, buf64, 1e-6, 1e-6, "sgd momentum buffer after the first step")
+    p64 = p0.astype(np.float64)
+    kernels("numpy").rmsprop_step(p64, np.zeros(37), None, g.astype(np.float64), lr=0.01)
+    p = to_backend(backend, p0)
+    k.rmsprop_step(p, to_backend(backend, np.zeros(37, np.float32)), None, to_backend(backend, g), lr=0.01)
+    assert_close(p, p64, 1e-5, 1e-6, "rmsprop params without momentum")
+
+
 def test_adam_first_step_moves_each_weight_by_lr_against_its_gradient_sign():
     # a closed form of PyTorch's Adam: after one step, m_hat = g and v_hat = g^2, so p -= lr * g/(|g| + eps)
     p, m, v = np.zeros(3), np.zeros(3), np.zeros(3)
