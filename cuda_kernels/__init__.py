@@ -13,7 +13,21 @@ from . import numpy_compat  # noqa: F401  (before numba-cuda compiles anything: 
 
 ensure_numba_cache_dir()
 
-from . import batchnorm, ceilings, conv, conv_image_gemm, elementwise, gemm, maxpool, optimizers, reductions, rnn  # noqa: E402,F401  (importing a family registers its ops)
+# importing a family registers its ops
+from . import (  # noqa: E402,F401
+    batchnorm,
+    ceilings,
+    conv,
+    conv_image_gemm,
+    elementwise,
+    gemm,
+    gru,
+    lstm,
+    maxpool,
+    optimizers,
+    reductions,
+    rnn,
+)
 from .backend import Backend, all_ops, check_registry, get_backend, single_backend_ops  # noqa: E402
 from .launch import KERNELS, SIMULATOR  # noqa: E402
 from .threads import configure_cpu_threads  # noqa: E402
