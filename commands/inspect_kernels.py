@@ -12,8 +12,13 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "inspect", help="registers, shared/local memory and PTX of the CUDA kernels (no GPU needed)",
         description="Compile CUDA kernels to PTX for sm_90 (or --cc) and report the resources each uses. "
-                    "Needs the cuda extra: pip install -e '.[cuda]'.")
-    parser.add_argument("kernels", nargs="*", metavar="KERNEL", help="kernel names (default: all)")
+                    "Needs the cuda extra: pip install -e '.[cuda]'. KERNEL matches as `check --only` does: "
+                    "a kernel's exact name selects that kernel, a part of a name every kernel containing it "
+                    "(gemm: every GEMM kernel); a name matching none is an error naming the closest.")
+    parser.add_argument("kernels", nargs="*", metavar="KERNEL",
+                        help="a kernel's name, or part of names (default: all); --list shows them")
+    parser.add_argument("--list", action="store_true", help="list the kernels selected (all without KERNEL), "
+                                                            "compile nothing")
     parser.add_argument("--ptx", action="store_true", help="print each kernel's PTX")
     parser.add_argument("--cc", default="9.0", help="compute capability (default 9.0 = H100/H200)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -23,7 +28,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from hardware import cuda_probe
 
-    argv = [*args.kernels, "--cc", args.cc] + (["--ptx"] if args.ptx else []) + (["--json"] if args.json else [])
+    argv = [*args.kernels, "--cc", args.cc] + [f"--{flag}" for flag in ("ptx", "json", "list") if getattr(args, flag)]
     if cuda_probe.simulator_requested():
         import subprocess
 

@@ -7,6 +7,7 @@ the simulator (``compile_ptx`` does not work under ``NUMBA_ENABLE_CUDASIM=1``).
     python -m cuda_kernels.ptx                 # table of every kernel
     python -m cuda_kernels.ptx --json          # the same as JSON (the compile test tier reads it)
     python -m cuda_kernels.ptx gemm_naive --ptx
+    python -m cuda_kernels.ptx gemm --list     # the kernels a name selects: exactly it, else all containing it
 """
 
 from __future__ import annotations
@@ -112,26 +113,68 @@ def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelRepor
     )
 
 
+def match_kernels(names, known) -> list[str]:
+    """The kernels ``names`` select, the way ``cli.py check --only`` selects checks: a name that is a kernel's
+    exactly (case-insensitive) selects that kernel, any other selects every kernel whose name contains it;
+    no names select all. A name that selects nothing is a ValueError naming the closest kernels."""
+    known = sorted(known)
+    if not names:
+        return known
+    chosen = []
+    for name in names:
+        key = name.strip().lower()
+        hits = [k for k in known if k.lower() == key] or [k for k in known if key and key in k.lower()]
+        if not hits:
+            near = _close(key, known)
+            raise ValueError(f"unknown kernel {name!r}: no kernel's name is or contains it; "
+                             + (f"close names: {', '.join(near)}" if near else
+                                f"`inspect --list` lists all {len(known)}"))
+        chosen += [h for h in hits if h not in chosen]
+    return sorted(chosen)
+
+
+def _close(key: str, known, n: int = 5) -> list[str]:
+    """The names most like ``key``, whole or their start (``maxpol`` is close to ``maxpool_forward_kernel``);
+    the ``_kernel`` suffix every name shares left out."""
+    from difflib import SequenceMatcher
+
+    key = key.removesuffix("_kernel")
+    scores = {}
+    for name in known:
+        stem = name.lower().removesuffix("_kernel")
+        scores[name] = max(SequenceMatcher(None, key, whole).ratio() for whole in (stem, stem[:len(key)]))
+    return sorted((k for k in scores if scores[k] >= 0.75), key=lambda k: (-scores[k], k))[:n]
+
+
 def compile_all(cc=DEFAULT_CC, names=None, keep_ptx: bool = False) -> list[KernelReport]:
+    """Compile the kernels ``names`` select (``match_kernels``; all without names)."""
     from . import KERNELS, SIMULATOR
 
     if SIMULATOR:
         raise CompilerUnavailable("PTX cannot be compiled under NUMBA_ENABLE_CUDASIM=1; run in a fresh process")
-    unknown = set(names or ()) - set(KERNELS)
-    if unknown:
-        raise ValueError(f"unknown kernel(s) {sorted(unknown)}; known: {sorted(KERNELS)}")
-    return [compile_kernel(KERNELS[n], cc, keep_ptx) for n in sorted(KERNELS) if not names or n in names]
+    return [compile_kernel(KERNELS[n], cc, keep_ptx) for n in match_kernels(names, KERNELS)]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cuda_kernels.ptx", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="kernels to compile (default: all)")
+    parser.add_argument("names", nargs="*", help="kernels to compile: a kernel's name selects it, a part of names "
+                                                 "every kernel containing it (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the names selected, compile nothing")
     parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0 (default)")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--ptx", action="store_true", help="print the PTX too")
     args = parser.parse_args(argv)
-    cc = tuple(int(x) for x in args.cc.split("."))
     try:
+        cc = tuple(int(x) for x in args.cc.split("."))
+    except ValueError:
+        print(f"error: --cc {args.cc!r} is not a compute capability like 9.0", file=sys.stderr)
+        return 1
+    try:
+        if args.list:
+            from . import KERNELS
+
+            print("\n".join(match_kernels(args.names, KERNELS)))
+            return 0
         reports = compile_all(cc, args.names, keep_ptx=args.ptx)
     except (CompilerUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

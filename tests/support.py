@@ -60,9 +60,43 @@ def for_all(backend: str, strategy, check, sim_examples: int = 4):
 
 
 def assert_close(actual, expected, rtol, atol, what=""):
+    """``np.testing.assert_allclose``, failing with a few lines a student can act on: how many outputs
+    were never written (still NaN) or are wrong, and the first few of their indices with both values."""
     actual = to_host(actual)
-    assert not np.isnan(actual).any() or np.isnan(expected).any(), f"{what}: output has unwritten (NaN) elements"
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+    problem = mismatch(actual, expected, rtol, atol)
+    if problem:
+        raise AssertionError(f"{what}\n{problem}" if what else problem)
+
+
+def mismatch(actual, expected, rtol, atol, first: int = 5) -> str | None:
+    """None when ``actual`` matches ``expected`` as ``assert_allclose`` would accept; else one line of what
+    differs: never-written elements (NaN where a number was expected) first, else values out of tolerance,
+    with the first few indices, e.g. ``never written (still NaN): 1 of 97 outputs, first: [96]``."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.ndim == 0 and expected.size == 1:
+        expected = expected.reshape(())
+    if expected.shape != actual.shape and expected.ndim:  # a scalar stands for every element, as in NumPy's
+        return f"output shape {actual.shape}, expected {expected.shape}"
+    expected = np.broadcast_to(expected, actual.shape)
+    if np.issubdtype(actual.dtype, np.floating) and np.issubdtype(expected.dtype, np.floating):
+        unwritten = np.isnan(actual) & ~np.isnan(expected)
+        if unwritten.any():
+            where = np.argwhere(unwritten)[:first]
+            return (f"never written (still NaN): {int(unwritten.sum())} of {actual.size} outputs, "
+                    f"first: {', '.join(_index(i) for i in where)}")
+    if actual.dtype == bool or expected.dtype == bool:
+        wrong = actual != expected
+    else:
+        wrong = ~np.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+    if not wrong.any():
+        return None
+    where = np.argwhere(wrong)[:min(first, 3)]
+    return (f"wrong: {int(wrong.sum())} of {actual.size} outputs beyond rtol={rtol:g} atol={atol:g}, first: "
+            + "; ".join(f"{_index(i)} got {actual[tuple(i)]:.6g} expected {expected[tuple(i)]:.6g}" for i in where))
+
+
+def _index(index) -> str:
+    return f"[{', '.join(str(int(i)) for i in index)}]"
 
 
 def random_array(rng, shape, scale=1.0, dtype=np.float32):

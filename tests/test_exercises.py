@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import for_all, simulated
+from support import for_all, mismatch, simulated
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = Path(os.environ.get("TILEGRAD_EXERCISES", ROOT / "docs" / "tutorials" / "exercises"))
@@ -42,13 +42,32 @@ def attempt(fn, *args):
         pytest.skip(f"not attempted yet ({exc})")
 
 
-def attempt_kernel(kernel, launch):
-    """``launch()`` the student's CUDA kernel, or skip if it is still the stub. On a real GPU a kernel's
-    ``raise`` is compiled away (CUDA kernels cannot raise unless compiled with debug=True), so the stub
-    would run, write nothing and fail as "never written": recognise it by its source instead."""
+def attempt_kernel(kernel, grid, block, *args) -> str:
+    """Launch the student's CUDA kernel, ``kernel[grid, block](*args)``, or skip if it is still the stub, and
+    return the launch shape in words for a failure message (an error the launch raises carries it as a note).
+
+    On a real GPU a kernel's ``raise`` is compiled away (CUDA kernels cannot raise unless compiled with
+    debug=True), so the stub would run, write nothing and fail as "never written": recognise it by its
+    source instead."""
     if _is_stub(kernel.py_func):
         pytest.skip(f"not attempted yet ({kernel.py_func.__name__} still raises NotImplementedError)")
-    return attempt(launch)
+    shape = launch_shape(kernel, grid, block)
+    try:
+        attempt(lambda: kernel[grid, block](*args))
+    except Exception as exc:
+        if hasattr(exc, "add_note"):
+            exc.add_note(shape)
+        else:  # Python 3.10: pytest shows __notes__ too
+            exc.__notes__ = [*getattr(exc, "__notes__", []), shape]
+        raise
+    return shape
+
+
+def launch_shape(kernel, grid, block) -> str:
+    """E.g. ``launch: leaky_relu_kernel[2, 32] (2 blocks of 32 threads)``."""
+    blocks, threads = int(np.prod(grid)), int(np.prod(block))
+    return (f"launch: {kernel.py_func.__name__}[{grid}, {block}] ({blocks} block{'s' * (blocks != 1)} "
+            f"of {threads} thread{'s' * (threads != 1)})")
 
 
 def _is_stub(py_func) -> bool:
@@ -63,10 +82,11 @@ def _is_stub(py_func) -> bool:
 
 
 def close(got, expected, what, rtol=1e-5, atol=1e-6):
-    got = np.asarray(got)
-    assert not np.isnan(got).any(), f"{what}: some outputs were never written (still NaN): indices " \
-                                    f"{np.argwhere(np.isnan(got))[:5].tolist()}"
-    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=what)
+    """Fail with what `check` shows a student: ``what`` (the inputs, the launch shape), then the outputs
+    never written or wrong with their first indices (``support.mismatch``)."""
+    problem = mismatch(got, expected, rtol, atol)
+    if problem:
+        raise AssertionError(f"{what}\n{problem}")
 
 
 # -- chapter 2 ---------------------------------------------------------------------------------------
@@ -82,16 +102,17 @@ def test_leaky_relu(backend):
         x = rng.standard_normal(c["n"]).astype(np.float32)
         expected = np.where(x > 0, x, c["slope"] * x.astype(np.float64))
         out = np.full_like(x, np.nan)
+        what = f"leaky_relu n={c['n']} slope={c['slope']}"
         if backend == "cpu":
             attempt(module.leaky_relu_cpu, out, x, np.float32(c["slope"]))
         else:
             from numba import cuda
 
             d_out = cuda.to_device(out)
-            attempt_kernel(module.leaky_relu_kernel, lambda: module.leaky_relu_kernel[c["blocks"], c["threads"]](
-                d_out, cuda.to_device(x), np.float32(c["slope"])))
+            what += "\n" + attempt_kernel(module.leaky_relu_kernel, c["blocks"], c["threads"],
+                                          d_out, cuda.to_device(x), np.float32(c["slope"]))
             out = d_out.copy_to_host()
-        close(out, expected, f"leaky_relu n={c['n']} slope={c['slope']}")
+        close(out, expected, what)
 
     sizes = [s for s in SIZES if s <= 97] if simulated(backend) else SIZES
     case = st.fixed_dictionaries({"n": st.sampled_from(sizes), "slope": st.sampled_from([0.0, 0.01, 0.3]),
@@ -114,9 +135,8 @@ def test_gemm_tiled():
         a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
         out = cuda.to_device(np.full((m, n), np.nan, np.float32))
         grid = ((n + tile - 1) // tile, (m + tile - 1) // tile)
-        attempt_kernel(module.gemm_tiled_kernel,
-                       lambda: module.gemm_tiled_kernel[grid, (tile, tile)](out, cuda.to_device(a), cuda.to_device(b)))
-        close(out.copy_to_host(), a.astype(np.float64) @ b, f"gemm_tiled m={m} n={n} k={k}", 1e-4, 1e-4 * k)
+        shape = attempt_kernel(module.gemm_tiled_kernel, grid, (tile, tile), out, cuda.to_device(a), cuda.to_device(b))
+        close(out.copy_to_host(), a.astype(np.float64) @ b, f"gemm_tiled m={m} n={n} k={k}\n{shape}", 1e-4, 1e-4 * k)
 
     dims = st.sampled_from([1, tile - 1, tile, tile + 1, 2 * tile + 1, 13])
     for_all("cuda", st.fixed_dictionaries({"m": dims, "n": dims, "k": dims, "seed": st.integers(0, 999)}), check,
