@@ -1,4 +1,5 @@
-"""The engine (floor 4): graphs, models, the training loop, data, checkpoints and gradient checks.
+"""The engine (floor 4): graphs, models, the training loop, data, checkpoints, inference, PyTorch
+state_dict loading and gradient checks.
 
 ``Device`` is the runtime's (floor 2), offered here too for convenience. Names are imported lazily
 (PEP 562) so that importing ``engine`` loads no numba: the CUDA simulator can only be chosen before.
@@ -16,6 +17,9 @@ _EXPORTS = {
     "evaluate": "engine.training",
     "save": "engine.checkpoint",
     "load": "engine.checkpoint",
+    "load_classifier": "engine.inference",
+    "predict": "engine.inference",
+    "load_state_dict": "engine.interop",
     "gradcheck": "engine.gradient_check",
     "load_digits": "engine.data",
     "load_mnist": "engine.data",

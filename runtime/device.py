@@ -5,6 +5,15 @@
                    same kernels run in Numba's CUDA simulator (and the repr says so).
 ``Device("auto")`` cuda when a real GPU is present, else cpu.
 ``Device("numpy")`` the float64 NumPy reference backend (slow; what ``gradcheck`` differentiates).
+
+Interop. ``Device.asarray`` also takes PyTorch tensors, CuPy arrays and anything that speaks the CUDA
+array interface (``__cuda_array_interface__``) or DLPack (``__dlpack__``): on a GPU, a CUDA tensor
+becomes a device array *without a copy* (a view of the same memory) when it is already float32 and
+C-contiguous. The other way round needs nothing from tilegrad: a cuda device's arrays are numba-cuda
+device arrays, which expose ``__cuda_array_interface__``, so ``torch.as_tensor(a, device="cuda")`` and
+``cupy.asarray(a)`` view them without a copy; a cpu device's arrays are NumPy arrays
+(``torch.from_numpy(a)``). Numba's CUDA simulator has no CUDA array interface: these zero-copy paths
+need a real GPU. torch and cupy are never imported here: an object is recognized by its type's module.
 """
 
 from __future__ import annotations
@@ -86,16 +95,86 @@ class Device:
         return self.float_dtype if np.issubdtype(dtype, np.floating) else dtype
 
     def asarray(self, array) -> object:
-        """Copy a NumPy array (or anything array-like) onto this device, as a C-contiguous array."""
+        """``array`` on this device as a C-contiguous array: float data becomes float32 (what every kernel
+        computes in), integer data (labels) keeps its type.
+
+        Takes NumPy arrays and anything array-like (lists, scalars), device arrays, PyTorch tensors, CuPy
+        arrays, and any object with ``__cuda_array_interface__`` or ``__dlpack__`` (recognized by its
+        type's module: torch and cupy are never imported here). No copy when the data is already where
+        it has to be, float32 (or integer) and C-contiguous: an array on this device is returned as it
+        is; a PyTorch CPU tensor or a DLPack host array on a cpu device becomes a NumPy view of its
+        memory; on a real GPU, a CUDA tensor, a CuPy array or any ``__cuda_array_interface__`` object
+        on a cuda device becomes a numba-cuda view (``numba.cuda.as_cuda_array``). Writes through a view
+        show on both sides. Anything else is copied: another dtype (a CUDA tensor or CuPy array is
+        converted on the GPU by its own library) or a move between the host and the GPU. A tensor that
+        requires grad is detached; bfloat16 becomes float32. The simulator cannot read GPU memory
+        (``TypeError``).
+        """
         if self.owns(array) and np.dtype(array.dtype) == self._kernel_dtype(array.dtype) and (
                 array.flags.c_contiguous if isinstance(array, np.ndarray) else array.is_c_contiguous()):
             return array
-        if self.name == "cpu" and not isinstance(array, np.ndarray) and hasattr(array, "copy_to_host"):
-            array = array.copy_to_host()
+        if not isinstance(array, np.ndarray) and not hasattr(array, "copy_to_host"):
+            array = self._import(array)  # another library's array: NumPy, or (cuda) a view on the GPU
+            if self.name == "cuda" and self.owns(array):
+                if np.dtype(array.dtype) == self._kernel_dtype(array.dtype) and array.is_c_contiguous():
+                    return array
+                array = array.copy_to_host()  # another dtype or a strided view: through the host
+        if not isinstance(array, np.ndarray) and hasattr(array, "copy_to_host"):
+            array = array.copy_to_host()  # a device array of another dtype, or a cpu device's input
         host = np.ascontiguousarray(array, dtype=self._kernel_dtype(np.asarray(array).dtype))
         if self.name != "cuda":
             return host
         return self._cuda.to_device(host)
+
+    def _import(self, obj):
+        """Another library's array as a NumPy array (its memory, where it lives on the host) or, on a cuda
+        device, a numba-cuda view of its GPU memory; anything else is returned as it is (array-likes)."""
+        module = type(obj).__module__.split(".")[0]
+        if module == "torch" and hasattr(obj, "detach"):
+            return self._import_torch(obj)
+        on_gpu = self.name == "cuda" and not self.simulator
+        if module == "cupy" and hasattr(obj, "get"):
+            if not on_gpu:
+                return obj.get()  # GPU to host: a copy
+            self._check_same_gpu(f"a CuPy array on GPU {obj.device.id}", obj.device.id)
+            if obj.dtype.kind == "f" and obj.dtype != self.float_dtype or not obj.flags.c_contiguous:
+                obj = obj.astype(self._kernel_dtype(obj.dtype), order="C")  # converted on the GPU
+            return self._cuda.as_cuda_array(obj)
+        if getattr(obj, "__cuda_array_interface__", None) is not None:
+            from numba import cuda
+
+            if not hasattr(cuda, "as_cuda_array"):  # Numba's simulator has no CUDA array interface
+                raise TypeError(f"asarray: a {type(obj).__name__} in GPU memory (__cuda_array_interface__) "
+                                f"needs a real GPU; {self!r} runs in the simulator")
+            view = cuda.as_cuda_array(obj)
+            return view if on_gpu else view.copy_to_host()
+        if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
+            kind = int(obj.__dlpack_device__()[0])
+            if kind not in (1, 3):  # kDLCPU, kDLCUDAHost: memory the host reads in place
+                raise TypeError(f"asarray: a {type(obj).__name__} on DLPack device type {kind}, not in host "
+                                "memory, and without __cuda_array_interface__; copy it to the host first")
+            return np.from_dlpack(obj)
+        return obj
+
+    def _import_torch(self, tensor):
+        tensor = tensor.detach()
+        if tensor.device.type == "cuda" and self.name == "cuda" and not self.simulator:
+            self._check_same_gpu(f"a PyTorch tensor on {tensor.device}", tensor.device.index or 0)
+            if tensor.is_floating_point() and str(tensor.dtype) != "torch.float32":
+                tensor = tensor.float()  # converted on the GPU
+            if not tensor.is_contiguous():
+                tensor = tensor.contiguous()
+            return self._cuda.as_cuda_array(tensor)  # a view, through __cuda_array_interface__
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()  # to the host: a copy
+        if str(tensor.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            tensor = tensor.float()
+        return tensor.resolve_conj().resolve_neg().numpy()  # shares the tensor's memory
+
+    def _check_same_gpu(self, what: str, index: int) -> None:
+        current = self._cuda.get_current_device().id
+        if index != current:
+            raise ValueError(f"asarray: {what}, but this device computes on GPU {current}; move it there first")
 
     def to_numpy(self, array) -> np.ndarray:
         """The array as a NumPy array on the host (copied from a GPU; a host array is returned as it is)."""
