@@ -22,11 +22,9 @@ def train(build, view, lr, epochs, batch_size=32):
 def test_lenet_on_digits_reaches_97_percent():
     history = train(lenet, "image28", 2e-3, 10)
     assert history[-1]["test_accuracy"] >= 0.97, history[-1]
-    assert sum(r["seconds"] for r in history) < 60
 
 
 @pytest.mark.slow
 def test_rnn_reading_rows_reaches_90_percent():
     history = train(rnn_classifier, "sequence", 5e-3, 15)
     assert history[-1]["test_accuracy"] >= 0.90, history[-1]
-    assert sum(r["seconds"] for r in history) < 60
