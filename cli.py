@@ -3,6 +3,7 @@
 
     python cli.py bench --quick             GPU vs multi-core CPU: every op, timed, checked, vs ceilings
     python cli.py train --model lenet       train a model on the bundled digits (or MNIST) with progress
+    python cli.py sample --checkpoint F     text from a character language model (train --model charlm)
     python cli.py predict --checkpoint F    classes and probabilities from a checkpoint (--dataset or --input)
     python cli.py check [--only NAME]       every kernel against its reference, every layer by gradcheck
     python cli.py profile --model lenet     where one training step's time goes, layer by layer
@@ -20,10 +21,10 @@ import os
 import sys
 
 # each command module imports only the standard library until it runs: numba loads after prepare()
-from commands import bench, check, info, inspect_kernels, predict, profile, train
+from commands import bench, check, info, inspect_kernels, predict, profile, sample, train
 from commands.common import CliError, add_device_option, prepare, report_failure
 
-COMMANDS = (info, inspect_kernels, bench, train, predict, check, profile)  # in the order --help lists them
+COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile)  # in the order --help lists them
 
 
 def version() -> str:

@@ -59,8 +59,10 @@ def gemm_cases(quick: bool) -> Iterator[Case]:
         ref = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
         # NUMPY_BLAS is the yardstick, not ours: np.matmul on all of BLAS's threads (the "vs BLAS" ratio)
         cpu_impls = ["blas_split", "blas_bands", "blas"] + (["prange"] if m * n * k <= 1024**3 else []) + [NUMPY_BLAS]
-        cuda_impls = ["register_blocked_8x8", "register_blocked", "split_k", "shared_tiled"] + (
-            ["naive"] if m * n * k <= 2048**3 else [])
+        # every rung of the ladder (cuda_kernels/gemm.py, gemm_cuda_c.py: CUDA C twin and TF32 tensor cores)
+        cuda_impls = ["warp_tiled", "double_buffered", "register_blocked_transposed_a", "register_blocked_8x8",
+                      "register_blocked", "split_k", "shared_tiled"] + (["naive"] if m * n * k <= 2048**3 else []) + [
+                      "cuda_c_double_buffered", "wmma_tf32"]
 
         def setup(dev, impl, a=a, b=b, ref=ref, m=m, n=n, trans_b=trans_b):
             A, B, C = dev.asarray(a), dev.asarray(b), dev.empty((m, n))
@@ -183,29 +185,43 @@ def elementwise_cases(quick: bool) -> Iterator[Case]:
 
 # ------------------------------------------------------------------------------------------------
 def rnn_cases(quick: bool) -> Iterator[Case]:
-    from layers import RNN
+    """The Elman RNN, then the LSTM and the GRU (one input GEMM for all steps, then per step a GEMM and one
+    fused cell kernel; BPTT the same way back), forward + BPTT over a sequence, dx checked against float64."""
+    from layers import GRU, LSTM, RNN
 
     n, t, i, h = 64, 32, 64, 128
     rng = np.random.default_rng(5)
     x = rng.standard_normal((n, t, i)).astype(np.float32)
     dy = rng.standard_normal((n, t, h)).astype(np.float32)
 
-    def setup(dev, impl):
-        layer, twin = RNN(i, h, device=dev, seed=2), RNN(i, h, device=_reference(), seed=2)
-        X, DY = dev.asarray(x), dev.asarray(dy)
-        twin.forward(x.astype(np.float64))
-        dx_ref = twin.backward(dy.astype(np.float64))
+    def setup_for(cls, x, dy):
+        def setup(dev, impl):
+            layer, twin = cls(i, h, device=dev, seed=2), cls(i, h, device=_reference(), seed=2)
+            X, DY = dev.asarray(x), dev.asarray(dy)
+            twin.forward(x.astype(np.float64))
+            dx_ref = twin.backward(dy.astype(np.float64))
 
-        def run():
-            layer.forward(X)
-            return layer.backward(DY)
+            def run():
+                layer.forward(X)
+                return layer.backward(DY)
 
-        return run, lambda: rel_error(_host(dev, run()), dx_ref)
+            return run, lambda: rel_error(_host(dev, run()), dx_ref)
+        return setup
 
     flops = 3 * 2.0 * n * t * h * (i + h)
     yield Case("rnn", f"forward+BPTT b{n} T{t} {i}->{h}", {"cpu": ["gemm+fused tanh"], "cuda": ["gemm+fused tanh"]},
-               setup, flops=flops, bytes=4.0 * 3 * t * (n * (i + 3 * h) + h * (i + h)),
+               setup_for(RNN, x, dy), flops=flops, bytes=4.0 * 3 * t * (n * (i + 3 * h) + h * (i + h)),
                peer={"kind": "rnn", "x": x, "dy": dy, "h": h})
+    # The gated cells: G gate blocks each, so G times the Elman cell's GEMM FLOPs; per step the weights
+    # (G*H x (I+H)) and, per row, x_t, the G*H pre-activations/gates written and read back, and a few (N, H)
+    # states. --quick runs a shorter sequence.
+    t_gated = 8 if quick else t
+    x_g, dy_g = x[:, :t_gated].copy(), dy[:, :t_gated].copy()
+    for name, cls, gates in (("lstm", LSTM, 4), ("gru", GRU, 3)):
+        yield Case("rnn", f"{name} forward+BPTT b{n} T{t_gated} {i}->{h}",
+                   {"cpu": ["gemm+fused cell"], "cuda": ["gemm+fused cell"]}, setup_for(cls, x_g, dy_g),
+                   flops=gates * 3 * 2.0 * n * t_gated * h * (i + h),
+                   bytes=4.0 * 3 * t_gated * (n * (i + 2 * gates * h + 4 * h) + gates * h * (i + h)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,9 +299,25 @@ def train_cases(quick: bool) -> Iterator[Case]:
                    extra={"batch": batch}, peer={"kind": "train", "model": model_name, "x": x, "y": y})
 
 
+# ------------------------------------------------------------------------------------------------
+ALLREDUCE_IMPL = "MPI_Allreduce"
+
+
+def allreduce_cases(quick: bool) -> Iterator[Case]:
+    """MPI_Allreduce (sum of float32) over message sizes, 4 B to 16 MiB. Not timed in this process: the
+    runner measures the whole family in one ``mpiexec`` job per rank count (bench/scaling.py, the OSU
+    micro-benchmarks' loop) and checks every result against the expected sum."""
+    from .scaling import ALLREDUCE_SIZES, ALLREDUCE_SIZES_QUICK
+
+    for size in ALLREDUCE_SIZES_QUICK if quick else ALLREDUCE_SIZES:
+        label = f"{size // 2**20} MiB" if size >= 2**20 else f"{size // 2**10} KiB" if size >= 2**10 else f"{size} B"
+        yield Case("allreduce", label, {"cpu": [ALLREDUCE_IMPL]}, setup=None, bytes=float(size),
+                   extra={"mpi": True, "message_bytes": size})
+
+
 def all_cases(ops: list[str], quick: bool, gpu: bool) -> Iterator[Case]:
     makers = {"gemm": gemm_cases, "conv": conv_cases, "pool": pool_cases, "elementwise": elementwise_cases,
               "rnn": rnn_cases,
-              "optim": lambda q: optim_cases(q, gpu), "train": train_cases}
+              "optim": lambda q: optim_cases(q, gpu), "train": train_cases, "allreduce": allreduce_cases}
     for op in ops:
         yield from makers[op](quick)

@@ -3,6 +3,8 @@ re-validated against the float64 reference after timing, then peers, then the de
 
 from __future__ import annotations
 
+import gc
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +13,7 @@ from .ceilings import cpu_ceilings, gpu_ceilings
 from .timing import cpu_threads, time_calls, time_interleaved
 
 ALL_OPS = ("gemm", "conv", "pool", "elementwise", "rnn", "optim", "train")
+EXTRA_OPS = ("allreduce",)  # run only when --ops names them: they launch MPI jobs (bench/scaling.py)
 NO_GPU_NOTE = ("no GPU here: run the bench on a GPU machine for the cuda rows; the simulator only checks "
                "correctness (python cli.py --device sim check) and is never timed")
 
@@ -23,6 +26,7 @@ class BenchConfig:
     threads: list[int] = field(default_factory=list)  # CPU thread counts to run; [] = 1 and all
     peers: bool = False
     gpu_unavailable_reason: str | None = None
+    mpi_ranks: list[int] = field(default_factory=lambda: [2])  # the rank counts of the allreduce family
 
 
 # Every CPU row samples for at least this long (hundreds of calls of a millisecond case), so that a burst of
@@ -39,14 +43,15 @@ def _row(spec, device, impl, threads=None, **values) -> dict:
     row = {"op": spec.op, "case": spec.case, "device": device, "impl": impl, "threads": threads,
            "median_ms": None, "first_call_ms": None, "gflops": None, "gbps": None, "pct_of_ceiling": None,
            "speedup_vs_cpu": None, "vs_peer": None, "vs_blas": None, "max_rel_err": None, "samples_per_s": None,
-           "note": None}
+           "note": None, "spread": None}
     row.update(values)
     return row
 
 
-def _measured(case, device, impl, threads, first_ms, median_ms, err) -> dict:
+def _measured(case, device, impl, threads, first_ms, median_ms, err, spread=None) -> dict:
     seconds = median_ms / 1e3
-    row = _row(case, device, impl, threads, median_ms=median_ms, first_call_ms=first_ms, max_rel_err=err)
+    row = _row(case, device, impl, threads, median_ms=median_ms, first_call_ms=first_ms, max_rel_err=err,
+               spread=spread)
     if case.flops:
         row["gflops"] = case.flops / seconds / 1e9
     if case.bytes:
@@ -99,10 +104,16 @@ def run_bench(config: BenchConfig, progress=None) -> dict:
 def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
     """Every case on every device, implementation and thread count, appended to ``rows`` as it is measured
     (so an interrupted run keeps them); each family's peers right after it."""
-    peer_jobs = []
+    peer_jobs, mpi_cases = [], []
     for index, case in enumerate(cases):
         if progress:
             progress(index, len(cases), f"{case.op}: {case.case}")
+        if case.extra.get("mpi"):  # an MPI family is measured at its end, in one mpiexec job per rank count
+            mpi_cases.append(case)
+            if index + 1 == len(cases) or cases[index + 1].op != case.op:
+                rows.extend(_mpi_rows(mpi_cases, config))
+                mpi_cases = []
+            continue
         for dev_name, dev in devices.items():
             if dev_name == "cpu" and NUMPY_BLAS in case.impls.get("cpu", []):
                 rows.extend(_cpu_rows_against_the_yardstick(case, dev, config, thread_counts))
@@ -113,13 +124,15 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
                     run, check = case.setup(dev, impl)
                     if dev_name == "cpu":
                         blas_threads, settle_s = _blas_threads(case, impl, threads)
+                        recorded = _Recorded(run)
                         with cpu_threads(threads, blas_threads=blas_threads):
-                            first, median = time_calls(run, "cpu", 3 if config.quick else 10,
+                            first, median = time_calls(recorded, "cpu", 3 if config.quick else 10,
                                                        0.5 if config.quick else 2.0, min_time_s=_min_time(config))
                         time.sleep(settle_s)
+                        spread = spread_of(recorded.samples_ms[1:])  # the first call is the warm-up
                     else:
-                        first, median = time_calls(run, "cuda", 20 if config.quick else 50)
-                    rows.append(_measured(case, dev_name, impl, threads, first, median, check()))
+                        first, median, spread = _time_cuda_row(run, 20 if config.quick else 50)
+                    rows.append(_measured(case, dev_name, impl, threads, first, median, check(), spread))
         if config.gpu_unavailable_reason and index == next(i for i, c in enumerate(cases) if c.op == case.op):
             rows.append(_row(case, "cuda", "-", case="(all cases)", note=config.gpu_unavailable_reason))
         if config.peers and case.peer is not None:
@@ -140,6 +153,66 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
             peer_jobs = []
 
 
+def _mpi_rows(cases, config) -> list[dict]:
+    """The allreduce family's rows: each message size at each rank count of ``config.mpi_ranks`` (2 and
+    up), OSU-style, in separate ``mpiexec`` jobs; gbps is the algorithm bandwidth, bytes / latency."""
+    from .scaling import run_allreduce
+
+    counts = sorted({r for r in config.mpi_ranks if r >= 2}) or [2]
+    try:
+        measured = run_allreduce(counts, [c.extra["message_bytes"] for c in cases], 0.05 if config.quick else 0.2)
+    except RuntimeError as exc:
+        return [_row(cases[0], "cpu", cases[0].impls["cpu"][0], case="(all sizes)", note=str(exc))]
+    by_size = {c.extra["message_bytes"]: c for c in cases}
+    rows = []
+    for m in measured:
+        case = by_size[m["bytes"]]
+        row = _measured(case, "cpu", f"{case.impls['cpu'][0]}, {m['ranks']} ranks", None, None, m["avg_us"] / 1e3,
+                        m["max_rel_err"])
+        row.update(ranks=m["ranks"], min_us=m["min_us"], max_us=m["max_us"], iterations=m["iterations"],
+                   bus_gbps=row["gbps"] * 2 * (m["ranks"] - 1) / m["ranks"],
+                   note=f"{m['library']}; mean of {m['iterations']} iterations, averaged over the ranks")
+        rows.append(row)
+    return rows
+
+
+def spread_of(samples_ms) -> float | None:
+    """How widely a row's timed repeats spread: their interquartile range over their median (0.1: the middle
+    half of the repeats lies within 10 % of the median's size). None with fewer than 3 repeats."""
+    if len(samples_ms) < 3:
+        return None
+    q1, median, q3 = statistics.quantiles(samples_ms, n=4, method="inclusive")
+    return (q3 - q1) / median if median > 0 else None
+
+
+class _Recorded:
+    """``run`` with each call's wall time recorded (a CPU row's repeats, for its spread; two clock reads
+    per call, well under a microsecond)."""
+
+    def __init__(self, run):
+        self.run, self.samples_ms = run, []
+
+    def __call__(self):
+        t0 = time.perf_counter()
+        self.run()
+        self.samples_ms.append((time.perf_counter() - t0) * 1e3)
+
+
+def _time_cuda_row(run, repeats: int) -> tuple[float, float, float | None]:
+    """(first_call_ms, median_ms, spread) of a GPU row: time_calls's CUDA timing, whose event-timed samples
+    also give the spread (a wrapper's host clock would time the launch, not the kernel)."""
+    from .timing import _time_cuda
+
+    gc_was_on = gc.isenabled()
+    gc.disable()  # as time_calls does
+    try:
+        first, samples = _time_cuda(run, repeats, 2.0)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return first, statistics.median(samples), spread_of(samples)
+
+
 def _min_time(config) -> float:
     """How long each CPU row samples at least."""
     return 0.05 if config.quick else MIN_TIME_S
@@ -158,14 +231,16 @@ def _cpu_rows_against_the_yardstick(case, dev, config, thread_counts) -> list[di
     impls = case.impls["cpu"]
     measured = {}
     for threads in thread_counts:
-        entries, checks = [], {}
+        entries, checks, recorded = [], {}, {}
         for impl in impls:
             run, checks[impl] = case.setup(dev, impl)
+            recorded[impl] = _Recorded(run)
             blas_threads, settle_s = _blas_threads(case, impl, threads)
-            entries.append((impl, run, lambda t=threads, b=blas_threads: cpu_threads(t, blas_threads=b), settle_s))
+            entries.append((impl, recorded[impl], lambda t=threads, b=blas_threads: cpu_threads(t, blas_threads=b),
+                            settle_s))
         timings = time_interleaved(entries, rounds=3 if config.quick else PAIRED_ROUNDS, min_time_s=_min_time(config))
-        for impl, (first, median) in timings.items():
-            measured[impl, threads] = (first, median, checks[impl]())
+        for impl, (first, median) in timings.items():  # the spread: over every block's samples, the warm-up left out
+            measured[impl, threads] = (first, median, checks[impl](), spread_of(recorded[impl].samples_ms[1:]))
     return [_measured(case, "cpu", impl, threads, *measured[impl, threads])
             for impl in impls for threads in thread_counts]
 

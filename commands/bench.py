@@ -15,7 +15,8 @@ DESCRIPTION = (
     "yardstick for the 'vs BLAS' column; convolution: im2col and the CPU's per-image image_gemm). "
     "Every CPU row samples for at least 0.3 s, and the CPU GEMM versions and NumPy's matmul are "
     "timed in alternating blocks, so 'vs BLAS' is a paired ratio: this is a noisy-machine tool, "
-    "compare within a run.")
+    "compare within a run. The table fits 100 columns (one per op family, columns no row fills left out; "
+    "--wide: every column) and ends with a verdict per family.")
 
 
 def add_parser(subparsers) -> None:
@@ -26,23 +27,30 @@ def add_parser(subparsers) -> None:
                       help="cpu, cuda, all (both), auto (default: both when there is a GPU); sim: CPU rows only, "
                            "the simulator is never timed")
     parser.add_argument("--ops", default=None,
-                        help="comma-separated subset of gemm,conv,pool,elementwise,rnn,optim,train")
+                        help="comma-separated subset of gemm,conv,pool,elementwise,rnn,optim,train (default: all "
+                             "of them), or allreduce: MPI_Allreduce latency and bandwidth over message sizes, 4 B to "
+                             "16 MiB, on 2 ranks (or each --ranks count from 2), OSU-style (needs the dist extra)")
     parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (about a minute on 2 cores)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the multi-core rows "
                         "(default: all); the 1-thread rows always run")
     parser.add_argument("--peers", action="store_true", help="also run the cases through PyTorch when installed")
     parser.add_argument("--ranks", metavar="1,2,...", help="also time data-parallel training steps over these MPI "
-                        "rank counts (needs the dist extra)")
+                        "rank counts, with the blocking and the overlapped allreduce: step time, time in the "
+                        "allreduce, the part of it hidden behind backward, efficiency (needs the dist extra)")
     parser.add_argument("--json", metavar="FILE", help="write machine, ceilings and every row as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="write a PNG: percent of ceiling per row and a roofline")
+    parser.add_argument("--wide", action="store_true", help="print every column, one row per line, at whatever "
+                        "width that takes (default: a table per op family that fits 100 columns, then a verdict)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     from bench import ALL_OPS, BenchConfig, print_table, run_bench, save_plot
+    from bench.runner import EXTRA_OPS
     from hardware import cuda_probe
 
-    ops = _parse_list(args.ops, ALL_OPS, "op") if args.ops else list(ALL_OPS)
+    ops = _parse_list(args.ops, ALL_OPS + EXTRA_OPS, "op") if args.ops else list(ALL_OPS)
+    counts = _parse_ranks(args.ranks) if args.ranks else []
     gpu = cuda_probe.real_gpu_count() > 0 and not cuda_probe.simulator_requested()
     device = args.device or "auto"
     if device == "cuda" and not gpu:
@@ -60,7 +68,8 @@ def run(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise CliError(f"--threads must be at least 1, got {args.threads}")
     config = BenchConfig(devices=devices, ops=ops, quick=args.quick, peers=args.peers,
-                         threads=sorted({1, args.threads}) if args.threads else [], gpu_unavailable_reason=reason)
+                         threads=sorted({1, args.threads}) if args.threads else [], gpu_unavailable_reason=reason,
+                         mpi_ranks=[c for c in counts if c >= 2] or [2])
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -77,15 +86,15 @@ def run(args) -> int:
             from bench.scaling import run_scaling
 
             progress.update(task, description="MPI rank scaling")
-            counts = [int(r) for r in args.ranks.split(",") if r.strip()]
-            if not counts or min(counts) < 1:
-                raise CliError(f"--ranks takes positive counts like 1,2, got {args.ranks!r}")
             result["scaling"] = run_scaling(sorted(set(counts)))
-    print_table(result)
+    print_table(result, wide=args.wide)
     if result.get("scaling"):
         from bench.report import print_scaling_table
 
         print_scaling_table(result["scaling"])
+        from bench.scaling import print_allreduce_table
+
+        print_allreduce_table(result["scaling"])
     if reason:
         console.print(f"[yellow]GPU rows unavailable:[/yellow] {reason}")
     if args.json:
@@ -105,3 +114,13 @@ def _parse_list(text: str, allowed, what: str) -> list[str]:
     if bad or not items:
         raise CliError(f"unknown {what} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
     return items
+
+
+def _parse_ranks(text: str) -> list[int]:
+    try:
+        counts = [int(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise CliError(f"--ranks takes positive counts like 1,2, got {text!r}")
+    return counts

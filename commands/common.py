@@ -9,7 +9,7 @@ import sys
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "sim")
 DEVICE_HELP = "where to compute (default auto: cuda with a real GPU, else cpu); sim = the CUDA simulator"
-MODEL_CHOICES = ("mlp", "lenet", "rnn")
+MODEL_CHOICES = ("mlp", "lenet", "rnn", "lstm", "gru", "charlm")
 
 
 class CliError(Exception):
@@ -41,6 +41,33 @@ def console():
 
     probe = Console()
     return probe if probe.is_terminal else Console(width=160)
+
+
+def check_output_file(option: str, path, *, suffixes: tuple[str, ...] = (), replace: bool = False) -> None:
+    """Before any work: ``path`` (given as ``option``) can be written, or one ``CliError`` says why not.
+
+    Its folder must exist (a typo in a folder name is an error, not a new folder). ``replace``: the file
+    is written as a temporary file in its folder and renamed over the old one (checkpoints), so the
+    folder must be writable; otherwise an existing file is written in place (so ``/dev/stdout`` works).
+    ``suffixes``: the accepted extensions, without dots (the first ones are named in the message)."""
+    from pathlib import Path
+
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise CliError(f"{option} {path}: that is a folder; give a file name")
+    if suffixes and target.suffix.lower().lstrip(".") not in suffixes:
+        what = f"'{target.suffix}' is not a format it writes" if target.suffix else "the name has no extension"
+        others = f" (also .{', .'.join(suffixes[3:])})" if suffixes[3:] else ""
+        raise CliError(f"{option} {path}: {what}; end the name in .{', .'.join(suffixes[:3])}{others}")
+    if not folder.is_dir():
+        what = f"{folder} is a file, not a folder" if folder.exists() else f"the folder {folder} does not exist"
+        raise CliError(f"{option} {path}: {what}")
+    if target.exists() and not replace:
+        if not os.access(target, os.W_OK):
+            raise CliError(f"{option} {path}: the file is not writable")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"{option} {path}: no permission to write in the folder {folder}")
 
 
 def write_json(path, data) -> None:

@@ -20,6 +20,7 @@ from . import (  # noqa: E402,F401
     conv,
     conv_image_gemm,
     elementwise,
+    embedding,
     gemm,
     gru,
     lstm,

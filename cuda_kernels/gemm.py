@@ -13,6 +13,25 @@ so GEMM is compute-bound and the question is how close to the FMA peak each vers
 - register_blocked_8x8: 128x128 tiles, 8x8 per thread: 8 FMAs per shared-memory value (pays only
                     where C has enough 128x128 tiles to fill every SM);
 - split_k:          for a small C and a long K (conv weight gradients), K split across blocks.
+The ladder above 8x8 (issue #19; siboehm's SGEMM_CUDA reached 68.7 % of cuBLAS with 2-D blocking, 74 with
+double buffering, 78 with 128-bit loads, 94 with warp tiling; our 8x8 measured 27 %). Same 128x128x8 tiles,
+256 threads, 64 FMAs per k per thread; what moves is instructions per FMA (compile-tier facts, sm_90):
+- register_blocked_transposed_a: A stored k-major in shared memory and each thread's 8 rows and 8 columns
+                    *contiguous* in 16-byte-aligned rows (the 8x8's fragments are 8 floats 16 apart, in
+                    4-byte-aligned arrays): NVVM emits 4 ld.shared.v4 per k (LDS.128) where the 8x8 issues 16 scalar
+                    loads: 64 FMAs per 4 loads instead of per 16. 156 registers, no local memory.
+- double_buffered:  two shared tiles, the next tile's global loads issued before this tile's 512 FMAs and
+                    stored after: one barrier per k-step instead of two, load latency hidden behind math.
+                    The k-loop is unrolled by two so the buffer index is a constant (a run-time index hid
+                    the alignment from NVVM: half the loads fell back to 32/64-bit). 186 registers.
+- warp_tiled:       each warp owns 32x64 of the tile, each lane 2x2 sub-tiles of 4x4: a warp's shared reads at
+                    one k are 12 distinct 16-byte vectors, conflict-free, and its stores 128-byte segments.
+                    206 registers (one 256-thread block per SM: occupancy 12.5 %, cuBLAS's own figure).
+128-bit global loads: numba has no float4 and cannot tell NVVM a row is 16-byte aligned, so every global load
+stays ld.global.f32 (4 per thread per operand per k-step, coalesced). The CUDA C twin (gemm_cuda_c.py) has them.
+64-bit index math: numba indexes with int64 and tests negative indices (wraparound) at run time; an unsigned
+k index (uint32) removes that test from the shared loads' address math, the GEPs stay 64-bit (int64 ops in
+`cli.py inspect`).
 The CPU twins: BLAS split across Numba's threads (the engine's path: small tiles for OpenBLAS's small-matrix
 kernels where they fit, else one band per thread), one plain BLAS call, and a cache-blocked ``prange`` loop
 for teaching.
@@ -25,7 +44,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda, float32, njit, prange
+from numba import cuda, float32, njit, prange, uint32
 from scipy.linalg import blas
 
 from .backend import implements
@@ -39,7 +58,13 @@ ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # see blas_calls.py), "blas_bands" (always one band per thread: what the small tiles gain), "blas" (one
 # BLAS call on BLAS's own threads), "prange" (hand-written, teaching).
 CPU_VERSIONS = ("blas_split", "blas_bands", "blas", "prange")
-CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "register_blocked_8x8", "split_k")
+CUDA_VERSIONS = ("naive", "shared_tiled", "register_blocked", "register_blocked_8x8", "split_k",
+                 "register_blocked_transposed_a", "double_buffered", "warp_tiled")
+# CUDA C versions (gemm_cuda_c.py, compiled by NVRTC): a real GPU only, never the simulator
+CUDA_C_VERSIONS = ("cuda_c_double_buffered", "wmma_tf32")
+# the ladder rungs of issue #19: one kernel each, same 128x128 tiles and 16x16 threads
+_LADDER_KERNELS = {"register_blocked_transposed_a": "gemm_register_blocked_transposed_a",
+                   "double_buffered": "gemm_double_buffered", "warp_tiled": "gemm_warp_tiled"}
 # The engine's GEMM on a GPU: the version that fills the GPU best at the shape (pick_cuda_version). In the
 # simulator every thread is a Python thread and every barrier a thread rendezvous, so the barrier-free
 # naive kernel (with few threads looping over the output) is the one that keeps simulated training
@@ -500,6 +525,288 @@ def gemm_split_k_reduce(c, partials, alpha, beta, bias, has_bias, act):
         _store_epilogue(c, i, j, acc, alpha, beta, bias, has_bias, act)
 
 
+# The ladder above register_blocked_8x8 (issue #19). All three keep 128x128x8 block tiles, 256 threads and an
+# 8x8 register block per thread, so what differs between them and the 8x8 rung is only what each teaches.
+# Staging: each k-step a thread moves 4 floats of A and 4 of B from global memory, 4 *consecutive* floats of
+# whichever axis is contiguous in memory (the shape a 128-bit load needs; see the module docstring for what
+# NVVM made of it), into registers first, then into shared memory.
+LADDER_BLOCK, LADDER_THREAD = 128, 8
+LADDER_THREADS_1D = LADDER_BLOCK // LADDER_THREAD  # 16 x 16 threads
+LADDER_THREADS = LADDER_THREADS_1D * LADDER_THREADS_1D
+LADDER_PAD = 4  # one 16-byte vector: keeps every shared row 16-byte aligned (528 B), unlike the 8x8's 33-float rows
+LADDER_COLS = LADDER_BLOCK + LADDER_PAD
+SHARED_ALIGN = None if SIMULATOR else 16  # 16-byte aligned tiles (the simulator rejects the argument)
+
+
+@device_function(forceinline=True)
+def _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, k0, k_end, tid):
+    """stage[0:4] = 4 consecutive floats of this thread's share of the A tile, stage[4:8] of the B tile
+    (out-of-range elements 0). Consecutive along k when A is (M, K) / B is (N, K), along M / N otherwise."""
+    if trans_a:  # A is (K, M): 32 threads cover one k-row of 128 floats
+        gk = k0 + tid // 32
+        gr = row0 + (tid % 32) * 4
+        for q in range(4):
+            stage[q] = a[gk, gr + q] if (gk < k_end and gr + q < m) else float32(0.0)
+    else:  # A is (M, K): 2 threads cover one row's 8 k
+        gr = row0 + tid // 2
+        gk = k0 + (tid % 2) * 4
+        for q in range(4):
+            stage[q] = a[gr, gk + q] if (gr < m and gk + q < k_end) else float32(0.0)
+    if trans_b:  # B is (N, K)
+        gc = col0 + tid // 2
+        gk = k0 + (tid % 2) * 4
+        for q in range(4):
+            stage[4 + q] = b[gc, gk + q] if (gc < n and gk + q < k_end) else float32(0.0)
+    else:  # B is (K, N)
+        gk = k0 + tid // 32
+        gc = col0 + (tid % 32) * 4
+        for q in range(4):
+            stage[4 + q] = b[gk, gc + q] if (gk < k_end and gc + q < n) else float32(0.0)
+
+
+@device_function(forceinline=True)
+def _ladder_store(stage, tiles_a, tiles_b, buf, trans_a, trans_b, tid):
+    """The staged floats into buffer ``buf`` of the k-major shared tiles tiles_a[buf, k, row], tiles_b[buf, k, col]
+    (A is stored transposed: a thread's 8 rows of A at one k are then 8 consecutive floats). The buffers are
+    indexed, not sliced: a slice hides the 16-byte alignment from NVVM and costs the vector loads."""
+    bb = uint32(buf)
+    if trans_a:
+        k = tid // 32
+        r = (tid % 32) * 4
+        for q in range(4):
+            tiles_a[bb, k, r + q] = stage[q]
+    else:
+        r = tid // 2
+        k = (tid % 2) * 4
+        for q in range(4):
+            tiles_a[bb, k + q, r] = stage[q]
+    if trans_b:
+        col = tid // 2
+        k = (tid % 2) * 4
+        for q in range(4):
+            tiles_b[bb, k + q, col] = stage[4 + q]
+    else:
+        k = tid // 32
+        col = (tid % 32) * 4
+        for q in range(4):
+            tiles_b[bb, k, col + q] = stage[4 + q]
+
+
+@device_function(forceinline=True)
+def _ladder_zero(acc):
+    for tm in range(LADDER_THREAD):
+        for tn in range(LADDER_THREAD):
+            acc[tm, tn] = float32(0.0)
+
+
+@device_function(forceinline=True)
+def _ladder_contiguous_step(acc, a_frag, b_frag, tiles_a, tiles_b, buf, ty, tx):
+    """One k-tile: this thread's 8 contiguous rows and 8 contiguous columns, 64 FMAs per k."""
+    bb = uint32(buf)
+    for k in range(BLOCK_K):
+        kk = uint32(k)  # unsigned: no negative-index wraparound test in the address math (numba's for signed)
+        for tm in range(LADDER_THREAD):
+            a_frag[tm] = tiles_a[bb, kk, ty * LADDER_THREAD + tm]
+        for tn in range(LADDER_THREAD):
+            b_frag[tn] = tiles_b[bb, kk, tx * LADDER_THREAD + tn]
+        for tm in range(LADDER_THREAD):
+            for tn in range(LADDER_THREAD):
+                acc[tm, tn] += a_frag[tm] * b_frag[tn]
+
+
+@device_function(forceinline=True)
+def _store_row_contiguous(c, acc, tm, i, j0, alpha, beta, bias, has_bias, act):
+    """Row tm of a thread's 8x8 block, 8 consecutive columns from j0, through the epilogue (tm a constant:
+    see _store_row)."""
+    m, n = c.shape
+    if i < m:
+        for tn in range(LADDER_THREAD):
+            if j0 + tn < n:
+                _store_epilogue(c, i, j0 + tn, acc[tm, tn], alpha, beta, bias, has_bias, act)
+
+
+@device_function(forceinline=True)
+def _store_block_contiguous(c, acc, i0, j0, alpha, beta, bias, has_bias, act):
+    _store_row_contiguous(c, acc, 0, i0, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 1, i0 + 1, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 2, i0 + 2, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 3, i0 + 3, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 4, i0 + 4, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 5, i0 + 5, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 6, i0 + 6, j0, alpha, beta, bias, has_bias, act)
+    _store_row_contiguous(c, acc, 7, i0 + 7, j0, alpha, beta, bias, has_bias, act)
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_register_blocked_transposed_a(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """128x128 tiles, 8x8 per thread as 8 *contiguous* rows and columns: each fragment is 8 consecutive floats
+    of a 16-byte-aligned shared row (two 128-bit shared loads where the compiler vectorizes them)."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    # tile_a[0, k, row]: A transposed; tile_b[0, k, col] (one buffer, indexed like double_buffered's two)
+    tile_a = cuda.shared.array((1, BLOCK_K, LADDER_COLS), float32, alignment=SHARED_ALIGN)
+    tile_b = cuda.shared.array((1, BLOCK_K, LADDER_COLS), float32, alignment=SHARED_ALIGN)
+    acc = cuda.local.array((LADDER_THREAD, LADDER_THREAD), float32)
+    a_frag = cuda.local.array(LADDER_THREAD, float32)
+    b_frag = cuda.local.array(LADDER_THREAD, float32)
+    stage = cuda.local.array(8, float32)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * LADDER_THREADS_1D + tx
+    for tile_row in range(cuda.blockIdx.y, (m + LADDER_BLOCK - 1) // LADDER_BLOCK, cuda.gridDim.y):
+        for tile_col in range(cuda.blockIdx.x, (n + LADDER_BLOCK - 1) // LADDER_BLOCK, cuda.gridDim.x):
+            row0 = tile_row * LADDER_BLOCK
+            col0 = tile_col * LADDER_BLOCK
+            _ladder_zero(acc)
+            for k0 in range(0, k_total, BLOCK_K):
+                _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, k0, k_total, tid)
+                _ladder_store(stage, tile_a, tile_b, 0, trans_a, trans_b, tid)
+                cuda.syncthreads()
+                _ladder_contiguous_step(acc, a_frag, b_frag, tile_a, tile_b, 0, ty, tx)
+                cuda.syncthreads()
+            _store_block_contiguous(c, acc, row0 + ty * LADDER_THREAD, col0 + tx * LADDER_THREAD, alpha, beta,
+                                    bias, has_bias, act)
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_double_buffered(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """register_blocked_transposed_a with two shared tiles: the global loads of tile k+1 are issued before the
+    FMAs of tile k (their latency hides behind 512 FMAs), stored into the other buffer after; one barrier a step."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    tiles_a = cuda.shared.array((2, BLOCK_K, LADDER_COLS), float32, alignment=SHARED_ALIGN)
+    tiles_b = cuda.shared.array((2, BLOCK_K, LADDER_COLS), float32, alignment=SHARED_ALIGN)
+    acc = cuda.local.array((LADDER_THREAD, LADDER_THREAD), float32)
+    a_frag = cuda.local.array(LADDER_THREAD, float32)
+    b_frag = cuda.local.array(LADDER_THREAD, float32)
+    stage = cuda.local.array(8, float32)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * LADDER_THREADS_1D + tx
+    for tile_row in range(cuda.blockIdx.y, (m + LADDER_BLOCK - 1) // LADDER_BLOCK, cuda.gridDim.y):
+        for tile_col in range(cuda.blockIdx.x, (n + LADDER_BLOCK - 1) // LADDER_BLOCK, cuda.gridDim.x):
+            row0 = tile_row * LADDER_BLOCK
+            col0 = tile_col * LADDER_BLOCK
+            _ladder_zero(acc)
+            _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, 0, k_total, tid)
+            _ladder_store(stage, tiles_a, tiles_b, 0, trans_a, trans_b, tid)
+            cuda.syncthreads()
+            for k0 in range(0, k_total, 2 * BLOCK_K):  # two k-tiles a trip: the buffer index is a constant
+                more = k0 + BLOCK_K < k_total
+                if more:  # issue tile k+1's global loads first ...
+                    _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, k0 + BLOCK_K, k_total, tid)
+                _ladder_contiguous_step(acc, a_frag, b_frag, tiles_a, tiles_b, 0, ty, tx)
+                if more:  # ... and land them in the buffer nobody reads this step
+                    _ladder_store(stage, tiles_a, tiles_b, 1, trans_a, trans_b, tid)
+                cuda.syncthreads()  # the one barrier a step: next buffer written, this one free to be overwritten
+                if more:  # (uniform across the block: every thread takes the same branch to the barrier)
+                    more = k0 + 2 * BLOCK_K < k_total
+                    if more:
+                        _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, k0 + 2 * BLOCK_K, k_total,
+                                      tid)
+                    _ladder_contiguous_step(acc, a_frag, b_frag, tiles_a, tiles_b, 1, ty, tx)
+                    if more:
+                        _ladder_store(stage, tiles_a, tiles_b, 0, trans_a, trans_b, tid)
+                    cuda.syncthreads()
+            _store_block_contiguous(c, acc, row0 + ty * LADDER_THREAD, col0 + tx * LADDER_THREAD, alpha, beta,
+                                    bias, has_bias, act)
+
+
+# Warp tiling: the 128x128 block tile is cut into 8 warp tiles of 32 rows x 64 columns (4 x 2 warps); in a warp
+# the 32 lanes form 4 x 8 and each owns 2 x 2 sub-tiles of 4 x 4 (rows ly*4 and 16 + ly*4 of its warp tile,
+# columns lx*4 and 32 + lx*4). A warp's shared loads at one k are then 4 + 8 distinct 16-byte vectors, 128
+# contiguous bytes of B and broadcasts of A (conflict-free), and its stores to C are 128-byte row segments.
+WARP_ROWS, WARP_COLS = 32, 64
+WARPS_Y = LADDER_BLOCK // WARP_ROWS  # 4 x 2 warps
+LANES_Y, LANES_X = 4, 8
+SUB = 4  # each lane's sub-tile is SUB x SUB, 2 x 2 of them
+
+
+@device_function(forceinline=True)
+def _warp_tiled_step(acc, a_frag, b_frag, tiles_a, tiles_b, buf, r_base, c_base):
+    """r_base and c_base come in as multiples of SUB: written ``(x // SUB) * SUB`` right at the index, NVVM
+    sees the 16-byte alignment (without it, its alignment analysis lost track through the warp/lane
+    arithmetic and every shared load stayed 32-bit)."""
+    bb = uint32(buf)
+    r4 = r_base // SUB
+    c4 = c_base // SUB
+    for k in range(BLOCK_K):
+        kk = uint32(k)
+        for q in range(SUB):
+            a_frag[q] = tiles_a[bb, kk, r4 * SUB + q]
+            a_frag[SUB + q] = tiles_a[bb, kk, r4 * SUB + 16 + q]
+            b_frag[q] = tiles_b[bb, kk, c4 * SUB + q]
+            b_frag[SUB + q] = tiles_b[bb, kk, c4 * SUB + 32 + q]
+        for tm in range(LADDER_THREAD):
+            for tn in range(LADDER_THREAD):
+                acc[tm, tn] += a_frag[tm] * b_frag[tn]
+
+
+@device_function(forceinline=True)
+def _store_row_warp(c, acc, tm, i, j0, alpha, beta, bias, has_bias, act):
+    """Row tm of a lane's 8x8: columns j0 .. j0+3 and j0+32 .. j0+35."""
+    m, n = c.shape
+    if i < m:
+        for tn in range(SUB):
+            if j0 + tn < n:
+                _store_epilogue(c, i, j0 + tn, acc[tm, tn], alpha, beta, bias, has_bias, act)
+            if j0 + 32 + tn < n:
+                _store_epilogue(c, i, j0 + 32 + tn, acc[tm, SUB + tn], alpha, beta, bias, has_bias, act)
+
+
+@gpu_kernel(GEMM_SIGNATURE, fastmath=True)
+def gemm_warp_tiled(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act):
+    """Double-buffered 128x128 tiles cut into 32x64 warp tiles; each lane 2x2 sub-tiles of 4x4 (8x8 in all)."""
+    m, n = c.shape
+    k_total = a.shape[0] if trans_a else a.shape[1]
+    tiles_a = cuda.shared.array((2, BLOCK_K, LADDER_COLS), float32, alignment=SHARED_ALIGN)
+    tiles_b = cuda.shared.array((2, BLOCK_K, LADDER_COLS), float32, alignment=SHARED_ALIGN)
+    acc = cuda.local.array((LADDER_THREAD, LADDER_THREAD), float32)
+    a_frag = cuda.local.array(LADDER_THREAD, float32)
+    b_frag = cuda.local.array(LADDER_THREAD, float32)
+    stage = cuda.local.array(8, float32)
+    tid = cuda.threadIdx.y * LADDER_THREADS_1D + cuda.threadIdx.x
+    warp = tid // 32
+    lane = tid % 32
+    r_base = (warp % WARPS_Y) * WARP_ROWS + (lane // LANES_X) * SUB
+    c_base = (warp // WARPS_Y) * WARP_COLS + (lane % LANES_X) * SUB
+    for tile_row in range(cuda.blockIdx.y, (m + LADDER_BLOCK - 1) // LADDER_BLOCK, cuda.gridDim.y):
+        for tile_col in range(cuda.blockIdx.x, (n + LADDER_BLOCK - 1) // LADDER_BLOCK, cuda.gridDim.x):
+            row0 = tile_row * LADDER_BLOCK
+            col0 = tile_col * LADDER_BLOCK
+            _ladder_zero(acc)
+            _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, 0, k_total, tid)
+            _ladder_store(stage, tiles_a, tiles_b, 0, trans_a, trans_b, tid)
+            cuda.syncthreads()
+            for k0 in range(0, k_total, 2 * BLOCK_K):  # two k-tiles a trip: the buffer index is a constant
+                more = k0 + BLOCK_K < k_total
+                if more:  # issue tile k+1's global loads first ...
+                    _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, k0 + BLOCK_K, k_total, tid)
+                _warp_tiled_step(acc, a_frag, b_frag, tiles_a, tiles_b, 0, r_base, c_base)
+                if more:  # ... and land them in the buffer nobody reads this step
+                    _ladder_store(stage, tiles_a, tiles_b, 1, trans_a, trans_b, tid)
+                cuda.syncthreads()  # the one barrier a step: next buffer written, this one free to be overwritten
+                if more:  # (uniform across the block: every thread takes the same branch to the barrier)
+                    more = k0 + 2 * BLOCK_K < k_total
+                    if more:
+                        _ladder_stage(stage, a, b, trans_a, trans_b, m, n, row0, col0, k0 + 2 * BLOCK_K, k_total,
+                                      tid)
+                    _warp_tiled_step(acc, a_frag, b_frag, tiles_a, tiles_b, 1, r_base, c_base)
+                    if more:
+                        _ladder_store(stage, tiles_a, tiles_b, 0, trans_a, trans_b, tid)
+                    cuda.syncthreads()
+            i0 = row0 + r_base
+            j0 = col0 + c_base
+            _store_row_warp(c, acc, 0, i0, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 1, i0 + 1, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 2, i0 + 2, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 3, i0 + 3, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 4, i0 + 16, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 5, i0 + 17, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 6, i0 + 18, j0, alpha, beta, bias, has_bias, act)
+            _store_row_warp(c, acc, 7, i0 + 19, j0, alpha, beta, bias, has_bias, act)
+
+
 # ------------------------------------------------------------------------------------------------
 # Launchers: validate, then pick the version and its launch shape
 # ------------------------------------------------------------------------------------------------
@@ -550,7 +857,14 @@ def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias
     m, n, k = _check_gemm("cuda", out, a, b, trans_a, trans_b, bias, activation)
     if version is None:
         version = "naive" if SIMULATOR else pick_cuda_version(m, n, k)
-    check_in("gemm", "version", version, CUDA_VERSIONS)
+    check_in("gemm", "version", version, CUDA_VERSIONS + CUDA_C_VERSIONS)
+    if version in CUDA_C_VERSIONS:
+        from . import gemm_cuda_c
+
+        gemm_cuda_c.launch(version, out, a, b, m, n, k, alpha, beta, trans_a, trans_b,
+                           _no_bias_device() if bias is None else bias, bias is not None, ACTIVATIONS[activation],
+                           stream)
+        return
     args = (out, a, b, np.float32(alpha), np.float32(beta), np.int32(trans_a), np.int32(trans_b),
             _no_bias_device() if bias is None else bias, np.int32(bias is not None),
             np.int32(ACTIVATIONS[activation]))
@@ -565,6 +879,10 @@ def gemm_cuda(out, a, b, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias
     elif version == "register_blocked_8x8":
         grid = tiles_2d(m, n, BLOCK_M8, BLOCK_N8)
         gemm_register_blocked_8x8[grid, (THREADS_X8, THREADS_Y8), stream](*args)
+    elif version in _LADDER_KERNELS:
+        kernel = globals()[_LADDER_KERNELS[version]]
+        grid = tiles_2d(m, n, LADDER_BLOCK, LADDER_BLOCK)
+        kernel[grid, (LADDER_THREADS_1D, LADDER_THREADS_1D), stream](*args)
     else:
         splits = split_k_slices(m, n, k)
         partials = scratch("gemm split-k partials", (splits, m, n))

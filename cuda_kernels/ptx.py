@@ -36,6 +36,13 @@ class KernelReport:
     local_instructions: int  # ld.local / st.local in the PTX itself
     tanh_approx_instructions: int  # tanh.approx.f32: relative error up to 2^-11, what fastmath makes of math.tanh
     ptx_lines: int
+    # what the hot loop is made of, read from the PTX (issue #19): 128-bit (and 64-bit) vector loads from shared
+    # and global memory, and 64-bit integer arithmetic (index math numba does in int64: add/sub/mul/mad/shl on
+    # .s64/.u64/.b64, mul.wide). Counts over the whole kernel; ptxas may still narrow some shared addresses.
+    shared_v4_loads: int = 0
+    shared_v2_loads: int = 0
+    global_v4_loads: int = 0
+    int64_instructions: int = 0
     ptx: str = ""
 
 
@@ -85,6 +92,19 @@ def _device_functions_target(cc):
         dispatcher.get_current_device = original
 
 
+_INT64_OP = re.compile(r"^\s*(add|sub|mul|mad|shl|shr)(\.lo|\.hi|\.wide)?\.[sub]64\b|^\s*mul\.wide\.")
+
+
+def ptx_facts(body) -> dict:
+    """Vector loads and 64-bit integer instructions in PTX ``body`` (lines, comments left out)."""
+    return {
+        "shared_v4_loads": sum(1 for line in body if re.search(r"\bld\.shared\.v4\.", line)),
+        "shared_v2_loads": sum(1 for line in body if re.search(r"\bld\.shared\.v2\.", line)),
+        "global_v4_loads": sum(1 for line in body if re.search(r"\bld\.global(\.nc)?(\.[a-z]+)*\.v4\.", line)),
+        "int64_instructions": sum(1 for line in body if _INT64_OP.search(line)),
+    }
+
+
 def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelReport:
     from numba import cuda
 
@@ -109,6 +129,7 @@ def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelRepor
         local_instructions=sum(1 for line in body if re.search(r"\b(ld|st)\.local\b", line)),
         tanh_approx_instructions=sum(1 for line in body if "tanh.approx" in line),
         ptx_lines=len(body),
+        **ptx_facts(body),
         ptx=ptx if keep_ptx else "",
     )
 
@@ -184,7 +205,8 @@ def main(argv=None) -> int:
         return 0
     for r in reports:
         print(f"{r.name:32s} regs {r.registers:3d}  smem {r.shared_bytes:6d} B  lmem {r.local_bytes:4d} B  "
-              f"spills {r.spill_stores}/{r.spill_loads}  f64 {r.f64_instructions}")
+              f"spills {r.spill_stores}/{r.spill_loads}  f64 {r.f64_instructions}  "
+              f"ld.shared.v4 {r.shared_v4_loads}  ld.global.v4 {r.global_v4_loads}  int64 ops {r.int64_instructions}")
         if args.ptx:
             print(r.ptx)
     return 0

@@ -1,5 +1,5 @@
 """Data: scikit-learn's bundled digits (no download), MNIST / Fashion-MNIST IDX files from a folder,
-and a seeded batch iterator.
+a bundled text in next-character windows (for character language models), and a seeded batch iterator.
 
 All images come out float32 in [0, 1], NCHW (N, 1, H, W); labels int64 in [0, 10).
 """
@@ -129,3 +129,74 @@ def batches(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int =
     for start in range(0, stop, batch_size):
         index = order[start:start + batch_size]
         yield np.ascontiguousarray(dataset.x[index]), dataset.y[index]
+
+
+# ------------------------------------------------------------------------------------------------
+# Text, for character-level language models (bundled with the package: no download)
+# ------------------------------------------------------------------------------------------------
+TEXTS = {"sonnets": "sonnets.txt"}  # name -> file in engine/texts/ (its first line, a '#' comment, is skipped)
+CHARS = "\n" + "".join(chr(code) for code in range(32, 127))  # the vocabulary: newline and printable ASCII
+_CHAR_ID = {c: i for i, c in enumerate(CHARS)}
+
+
+def read_text(name: str = "sonnets") -> str:
+    """A text bundled with tilegrad (``TEXTS``: "sonnets", a selection of Shakespeare's Sonnets, 1609, public
+    domain), without its first line: a ``#`` comment giving title, author, year and source."""
+    if name not in TEXTS:
+        raise ValueError(f"read_text: unknown text {name!r}; the bundled texts are {', '.join(TEXTS)}")
+    raw = (Path(__file__).resolve().parent / "texts" / TEXTS[name]).read_text(encoding="ascii")
+    first, _, rest = raw.partition("\n")
+    return rest.lstrip("\n") if first.startswith("#") else raw
+
+
+def encode(text: str) -> np.ndarray:
+    """Character ids (int32) in ``CHARS``, the vocabulary of newline and printable ASCII (96 symbols); one
+    ValueError naming the first character outside it."""
+    try:
+        return np.fromiter((_CHAR_ID[c] for c in text), np.int32, len(text))
+    except KeyError as exc:
+        at = text.index(exc.args[0])
+        raise ValueError(f"encode: character {exc.args[0]!r} at position {at} is not in the vocabulary "
+                         f"(newline and printable ASCII)") from None
+
+
+def decode(ids) -> str:
+    """The text of character ids (the inverse of ``encode``)."""
+    return "".join(CHARS[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def text_windows(text: str, seq_len: int = 64, stride: int | None = None, heldout_fraction: float = 0.1,
+                 name: str = "text") -> tuple[Dataset, Dataset]:
+    """(train, held out) windows of ``text`` for next-character prediction: x (N, seq_len) int32 character ids,
+    y (N, seq_len) int64, the character after each one (y[:, t] = x[:, t + 1], and y[:, -1] the character after
+    the window). The last ``heldout_fraction`` of the text is held out (cut at a line start): its windows,
+    ``seq_len`` apart, never overlap the training text. Training windows start every ``stride`` characters
+    (default seq_len // 4: each character is seen in 4 contexts an epoch)."""
+    if isinstance(seq_len, bool) or int(seq_len) != seq_len or seq_len < 1:
+        raise ValueError(f"text_windows: seq_len must be a positive integer, got {seq_len!r}")
+    stride = max(1, seq_len // 4) if stride is None else stride
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"text_windows: stride must be a positive integer, got {stride!r}")
+    if not 0 < heldout_fraction < 1:
+        raise ValueError(f"text_windows: heldout_fraction must lie in (0, 1), got {heldout_fraction}")
+    ids = encode(text)
+    split = int(len(ids) * (1 - heldout_fraction))
+    line_start = text.find("\n", split - 1)  # the held-out part starts at the start of a line
+    split = line_start + 1 if 0 <= line_start < len(ids) - 1 else split
+
+    def windows(part: np.ndarray, step: int, what: str) -> Dataset:
+        starts = np.arange(0, len(part) - seq_len, step)
+        if len(starts) == 0:
+            raise ValueError(f"text_windows: the {what} part ({len(part)} characters) is shorter than one window "
+                             f"of seq_len + 1 = {seq_len + 1}; give a longer text or a shorter seq_len")
+        index = starts[:, None] + np.arange(seq_len + 1)
+        chunks = part[index]
+        return Dataset(np.ascontiguousarray(chunks[:, :-1]), chunks[:, 1:].astype(np.int64), f"{name}-{what}")
+
+    return windows(ids[:split], stride, "train"), windows(ids[split:], seq_len, "heldout")
+
+
+def load_text(name: str = "sonnets", seq_len: int = 64, stride: int | None = None,
+              heldout_fraction: float = 0.1) -> tuple[Dataset, Dataset]:
+    """``text_windows`` of a bundled text (``read_text(name)``): (train, held out) for a character model."""
+    return text_windows(read_text(name), seq_len, stride, heldout_fraction, name)

@@ -44,6 +44,7 @@ class Graph(Layer):
         self.output_name: str | None = None
         self.flat = None
         self.device = None
+        self.backward_hooks: list = []  # hook(layer) after each node's backward, as in Sequential
 
     def add(self, name: str, layer: Layer, *sources: str) -> Graph:
         """Add node ``name`` computing ``layer`` of the named sources (inputs or earlier nodes); returns the graph."""
@@ -80,8 +81,12 @@ class Graph(Layer):
         grads: dict[str, object] = {self._output: dy}
         for name, (layer, sources) in reversed(list(self.nodes.items())):
             if name not in grads:
-                continue  # this node does not reach the output
+                for hook in self.backward_hooks:  # this node does not reach the output: its gradients are final
+                    hook(layer)
+                continue
             upstream = layer.backward(grads.pop(name))
+            for hook in self.backward_hooks:
+                hook(layer)
             upstream = upstream if isinstance(upstream, tuple) else (upstream,)
             for source, g in zip(sources, upstream):
                 if g is None:

@@ -1,4 +1,5 @@
-"""The models the course and the CLI train: an MLP, LeNet-5, and an RNN reading digits row by row."""
+"""The models the course and the CLI train: an MLP, LeNet-5, an RNN, an LSTM and a GRU reading digits row by row,
+and a character-level language model."""
 
 from __future__ import annotations
 
@@ -29,3 +30,30 @@ def rnn_classifier(device: Device, input_size: int = 8, hidden: int = 64, classe
     """An Elman RNN over the rows of an image, classifying from its last hidden state."""
     return Sequential(L.RNN(input_size, hidden, device=device, seed=seed), L.LastTimeStep(),
                       L.Dense(hidden, classes, device=device, seed=seed + 1))
+
+
+def lstm_classifier(device: Device, input_size: int = 8, hidden: int = 64, classes: int = 10,
+                    seed: int = 0) -> Sequential:
+    """An LSTM over the rows of an image, classifying from its last hidden state."""
+    return Sequential(L.LSTM(input_size, hidden, device=device, seed=seed), L.LastTimeStep(),
+                      L.Dense(hidden, classes, device=device, seed=seed + 1))
+
+
+def gru_classifier(device: Device, input_size: int = 8, hidden: int = 64, classes: int = 10,
+                   seed: int = 0) -> Sequential:
+    """A GRU over the rows of an image, classifying from its last hidden state."""
+    return Sequential(L.GRU(input_size, hidden, device=device, seed=seed), L.LastTimeStep(),
+                      L.Dense(hidden, classes, device=device, seed=seed + 1))
+
+
+def char_lm(device: Device, vocab_size: int = 96, embedding_dim: int = 32, hidden: int = 256, cell: str = "lstm",
+            seed: int = 0) -> Sequential:
+    """A character-level language model: ids (N, T) -> Embedding -> LSTM (or GRU, ``cell="gru"``) -> every time
+    step a row (FlattenTime) -> Dense: logits (N*T, vocab_size) for the character after each one. The default
+    vocabulary is ``engine.data.CHARS`` (newline and printable ASCII, 96)."""
+    cells = {"lstm": L.LSTM, "gru": L.GRU}
+    if cell not in cells:
+        raise ValueError(f"char_lm: cell must be lstm or gru, got {cell!r}")
+    return Sequential(L.Embedding(vocab_size, embedding_dim, device=device, seed=seed),
+                      cells[cell](embedding_dim, hidden, device=device, seed=seed + 1), L.FlattenTime(),
+                      L.Dense(hidden, vocab_size, device=device, seed=seed + 2))

@@ -50,7 +50,16 @@ def profile_step(model, loss_layer, optimizer, x, y, steps: int = 10, warmup: in
 
 def random_batch(model_name: str, batch: int, seed: int = 0, mlp_features: int = 64):
     """A batch shaped as the model's data set (digits: 8x8 = 64 features for the MLP; 784 = MNIST size,
-    the bench's MLP)."""
+    the bench's MLP; 8 rows of 8 for the recurrent classifiers). For charlm: character ids (batch, 64) and
+    the labels of every time step as one (batch*64,) vector, the rows ``FlattenTime`` makes."""
     rng = np.random.default_rng(seed)
-    shapes = {"lenet": (batch, 1, 28, 28), "mlp": (batch, mlp_features), "rnn": (batch, 8, 8)}
+    if model_name == "charlm":
+        from .data import CHARS
+        from .recipes import CHAR_LM
+
+        steps = CHAR_LM["seq_len"]
+        return (rng.integers(0, len(CHARS), (batch, steps)).astype(np.int32),
+                rng.integers(0, len(CHARS), batch * steps))
+    shapes = {"lenet": (batch, 1, 28, 28), "mlp": (batch, mlp_features), "rnn": (batch, 8, 8), "lstm": (batch, 8, 8),
+              "gru": (batch, 8, 8)}
     return rng.random(shapes[model_name]).astype(np.float32), rng.integers(0, 10, batch)

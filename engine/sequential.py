@@ -33,6 +33,9 @@ class Sequential(Layer):
         self.device = params[0].device if params else None
         self.flat = FlatParameters(params) if params else None
         self.fuse = bool(fuse)
+        # callables called as hook(layer) right after each layer's backward (the gradients of its parameters
+        # are final then): data-parallel training starts reducing them while backward goes on below
+        self.backward_hooks: list = []
         self._plan_stages()
 
     def _plan_stages(self) -> None:
@@ -81,6 +84,8 @@ class Sequential(Layer):
     def backward(self, dy):
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
+            for hook in self.backward_hooks:
+                hook(layer)
         return dy
 
     def parameters(self):

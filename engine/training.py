@@ -14,7 +14,7 @@ import numpy as np
 from layers.losses import Loss
 
 from .data import Dataset, batches
-from .distributed import get_world
+from .distributed import check_allreduce_options, data_fingerprint, get_world, make_reducer, model_fingerprint
 
 
 def evaluate(model, loss_layer, dataset: Dataset, batch_size: int = 256) -> dict:
@@ -36,17 +36,22 @@ def evaluate(model, loss_layer, dataset: Dataset, batch_size: int = 256) -> dict
 
 def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_size: int = 64,
         eval_data: Dataset | None = None, callbacks: list[Callable] = (), seed: int = 0,
-        checkpoint: str | None = None, start_epoch: int = 0) -> list[dict]:
+        checkpoint: str | None = None, start_epoch: int = 0, allreduce: str = "overlap",
+        bucket_mb: float = 1.0) -> list[dict]:
     """Train for ``epochs``; returns one record per epoch (loss, accuracy, samples/s, seconds).
 
     Each callback is called as ``callback(event, info)`` with event "batch" (after every step) or
     "epoch" (after every epoch, with the record).
 
     Under ``mpiexec -n N`` (engine/distributed.py) ``batch_size`` is the global batch: each rank trains
-    on its share and the gradients are averaged with one allreduce per step.
+    on its share and the gradients are averaged over the ranks every step: ``allreduce="overlap"`` in
+    buckets of about ``bucket_mb`` MiB, each started while backward computes the layers below it;
+    ``"blocking"`` in one allreduce after backward. The ranks must agree on the batch size, the training
+    data and the model, or fit stops with one error before the first step.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"fit: epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    check_allreduce_options(allreduce, bucket_mb)
     dev = model.device
     history = []
     stage, counter = _BatchStager(dev), _CorrectCounter(dev)
@@ -54,14 +59,18 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
     if world.distributed:
         if batch_size % world.size:
             raise ValueError(f"the global batch size {batch_size} does not divide evenly among {world.size} ranks")
-        world.check_same("the global batch size", batch_size)
+        world.check_agreement({"the global batch size": batch_size, "the training data": data_fingerprint(train_data),
+                               "the model": model_fingerprint(model), "the allreduce": (allreduce, bucket_mb)})
         world.broadcast_(dev, model.flat.data)  # every replica starts from rank 0's parameters
+    reducer = make_reducer(world, model, allreduce, bucket_mb).attach() if world.distributed else None
     model.train()
     for epoch in range(start_epoch, start_epoch + epochs):
         start = time.perf_counter()
         seen, loss_sum = 0, 0.0
         for step, (xb, yb) in enumerate(batches(train_data, batch_size, seed=seed, epoch=epoch)):
             lo, hi = world.share(len(yb))  # the whole batch in a one-process world
+            if reducer is not None:  # backward starts each bucket's allreduce as soon as it is complete
+                reducer.begin((hi - lo) / len(yb))
             if hi > lo:
                 logits = model.forward(stage(xb[lo:hi]))
                 loss = loss_layer.forward(logits, yb[lo:hi])  # raises FloatingPointError on NaN / inf
@@ -73,7 +82,7 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
                 dev.kernels.fill(model.flat.grad, 0.0)
             if world.distributed:  # the global mean gradient and loss: each rank weighted by its share
                 share = (hi - lo) / len(yb)
-                world.average_(dev, model.flat.grad, share)
+                reducer.wait()
                 loss = world.sum(loss * share)
             optimizer.step()
             seen += len(yb)
@@ -95,6 +104,8 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
             save(checkpoint, model, optimizer, extra={"epoch": epoch + 1, "seed": seed})
         for callback in callbacks:
             callback("epoch", record)
+    if reducer is not None:
+        reducer.detach()
     return history
 
 

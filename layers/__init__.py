@@ -6,13 +6,14 @@ from .batchnorm import BatchNorm2D
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .gru import GRU
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
 from .pool import MaxPool2D
 from .rnn import RNN
-from .shape import Flatten, LastTimeStep
+from .shape import Flatten, FlattenTime, LastTimeStep
 
 __all__ = ["Layer", "Parameter", "check_finite", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
-           "LastTimeStep", "Dropout", "BatchNorm2D", "RNN", "LSTM", "GRU", "Loss", "SoftmaxCrossEntropy",
-           "MSELoss"]
+           "FlattenTime", "LastTimeStep", "Dropout", "BatchNorm2D", "Embedding", "RNN", "LSTM", "GRU", "Loss",
+           "SoftmaxCrossEntropy", "MSELoss"]

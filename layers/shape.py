@@ -1,4 +1,5 @@
-"""Flatten (N, ...) -> (N, features), and LastTimeStep (N, T, H) -> (N, H): reshapes and selections."""
+"""Flatten (N, ...) -> (N, features), FlattenTime (N, T, F) -> (N*T, F) and LastTimeStep (N, T, H) -> (N, H):
+reshapes and selections."""
 
 from __future__ import annotations
 
@@ -42,3 +43,18 @@ class LastTimeStep(Layer):
         dx = self._buffer(dev, "dx", (n, t, h))
         dev.kernels.swap_leading_axes(dx, d_time_major)
         return dx
+
+
+class FlattenTime(Layer):
+    """Every time step becomes a row: (N, T, F) -> (N*T, F), a view (no copy), so that a Dense layer and
+    ``SoftmaxCrossEntropy`` treat each step as a sample (a language model's per-character output and loss);
+    the labels go with it as (N*T,), row n*T + t for step t of sequence n."""
+
+    def forward(self, x):
+        self._expect(x, 3, "(batch, time, features)")
+        self._x_shape = tuple(x.shape)
+        n, t, f = x.shape
+        return x.reshape(n * t, f)
+
+    def backward(self, dy):
+        return dy.reshape(self._x_shape) if self.needs_input_grad else None

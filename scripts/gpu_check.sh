@@ -5,6 +5,7 @@
 #   1. GPU, driver and package versions          (versions.txt)
 #   2. the gpu test tier: every kernel and layer test on the device   (pytest-gpu.log, .xml)
 #   3. python3 cli.py bench --device all --peers  (bench.json, bench.png, bench.txt)
+#   3b. the GEMM ladder vs cuBLAS/cuDNN, SASS facts (gemm-ladder.json; scripts/gemm_ladder_gpu.py)
 #   4. launch overhead per kernel launch           (launch-overhead.json, for "GPU truth 3")
 #   5. compute-sanitizer memcheck, racecheck, synccheck over scripts/launch_every_kernel.py
 #   6. LeNet on digits for a few epochs on cuda    (train-lenet.json)
@@ -30,7 +31,7 @@ declare -a NAMES STATUS ELAPSED
 started=$(date +%s)
 
 TOTAL_LIMIT=${TOTAL_LIMIT:-400}  # seconds for all steps together: the summary always gets printed in time
-# ONLY=bench,train reruns some steps (keys: versions,tests,bench,launch,memcheck,racecheck,synccheck,train)
+# ONLY=bench,train reruns some steps (keys: versions,tests,bench,ladder,launch,memcheck,racecheck,synccheck,train)
 ONLY=${ONLY:-}
 # what the bench step times: a rerun that follows up on GPU rows alone can skip the CPU (BENCH_DEVICE=cuda)
 BENCH_DEVICE=${BENCH_DEVICE:-all}
@@ -95,6 +96,15 @@ else
     --ops "$BENCH_OPS" --json "$LOGDIR/bench.json" --plot "$LOGDIR/bench.png"
 fi
 
+# the GEMM ladder (issue #19): every rung, the CUDA C twin and TF32 tensor cores vs cuBLAS at 1024^3 and 4096^3
+# (TF32 on for the *_tf32 row), LeNet c2 fwd+bwd vs cuDNN, SASS facts per GEMM kernel (gemm-ladder.json)
+if [ "$DRY" = 1 ]; then
+  step ladder "gemm ladder (skipped: dry run)" 5 gemm-ladder.log echo "the ladder times a real GPU only"
+else
+  step ladder "gemm ladder vs cuBLAS + SASS facts" 150 gemm-ladder.log $PY scripts/gemm_ladder_gpu.py \
+    --out "$LOGDIR/gemm-ladder.json"
+fi
+
 # its JSON line alone in the .json (numba-cuda's warnings go to the .log)
 step launch "launch overhead" 40 launch-overhead.log bash -c \
   "$PY scripts/launch_overhead.py > '$LOGDIR/launch-overhead.json'"
@@ -130,7 +140,7 @@ fi
   grep -hE "ERROR SUMMARY|kernels launched" "$LOGDIR"/sanitizer-*.log 2>/dev/null
   grep -h "bench interrupted" "$LOGDIR/bench.txt" 2>/dev/null
 } > "$LOGDIR/summary.txt"
-for f in summary.txt bench.json bench.png train-lenet.json train-lenet.png launch-overhead.json; do
+for f in summary.txt bench.json bench.png gemm-ladder.json train-lenet.json train-lenet.png launch-overhead.json; do
   [ -f "$LOGDIR/$f" ] && cp "$LOGDIR/$f" "$OUTDIR/"
 done
 tar -czf "$OUTDIR/gpu-check-logs.tar.gz" -C "$LOGDIR" .

@@ -51,6 +51,30 @@ def test_bench_quick_covers_every_op_family_with_a_validation_error_on_every_row
     assert "tilegrad bench" in result.stdout
 
 
+def test_bench_output_fits_100_columns_and_ends_with_a_verdict_per_family(quick_bench):
+    data, out, result = quick_bench
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert "vs CPU" not in result.stdout and "vs peer" not in result.stdout, "empty for a CPU-only run: left out"
+    verdict = result.stdout.split("\nverdict\n", 1)[1]
+    for family in ("gemm", "conv", "pool", "elementwise", "rnn", "optim", "train"):
+        line = next(line for line in verdict.splitlines() if line.startswith(f"{family}: "))
+        assert line.startswith(f"{family}: best CPU row "), line
+    assert " ".join(verdict.split()).count("no GPU in this run") == 7
+    if any((r["pct_of_ceiling"] or 0) > 100 for r in data["results"]):
+        assert "Cache-resident data beats a DRAM ceiling" in " ".join(result.stdout.split())
+    assert all("spread" in r for r in data["results"]), "each row keeps its repeats' spread"
+
+
+def test_bench_wide_prints_every_column():
+    result = cli("bench", "--quick", "--ops", "pool", "--device", "cpu", "--wide")
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = next(line for line in result.stdout.splitlines() if "max rel err" in line)
+    for column in ("op", "case", "device", "impl", "thr", "ms", "spread %", "first ms", "GB/s", "% ceil"):
+        assert f" {column} " in header, column
+    assert "vs CPU" not in header and "\nverdict\npool: " in result.stdout
+
+
 def test_bench_lists_gpu_rows_as_unavailable_without_a_gpu():
     from hardware import cuda_probe
 
@@ -77,9 +101,11 @@ def test_train_writes_json_plot_checkpoint_and_resumes(tmp_path):
         assert key in summary
     assert summary["test_accuracy"] > 0.8 and summary["epochs"] == 3
     assert png.read_bytes()[:4] == b"\x89PNG" and ckpt.exists()
-    again = cli("train", "--model", "mlp", "--epochs", "1", "--resume", str(ckpt), "--json", str(js))
+    again = cli("train", "--model", "mlp", "--epochs", "4", "--resume", str(ckpt), "--json", str(js))  # 4 in all
     assert again.returncode == 0, again.stderr[-2000:]
-    assert json.loads(js.read_text())["epochs"] == 4
+    assert f"resuming {ckpt} at epoch 3 of 4: 1 to go" in again.stderr
+    resumed = json.loads(js.read_text())
+    assert resumed["epochs"] == 4 and [h["epoch"] for h in resumed["history"]] == [4]
 
 
 def test_train_errors_are_one_line():
@@ -141,8 +167,8 @@ def test_grader_rejects_a_planted_wrong_kernel_and_accepts_the_reference(tmp_pat
     bad = cli("check", "--only", "rnn_step", env_extra={"TILEGRAD_EXERCISES": str(tmp_path)})
     assert bad.returncode == 1
     assert "FAIL" in bad.stdout and "rnn_tanh_backward" in bad.stdout
-    assert "Falsifying example" in bad.stdout or "Failing test case" in bad.stdout, "the smallest failing input"
-    assert "'n': 1, 'h': 1" in bad.stdout, "Hypothesis shrinks the failure to the smallest shape"
+    assert "smallest failing input: n=1, h=1" in bad.stdout, "Hypothesis shrinks the failure to the smallest shape"
+    assert "wrong: " in bad.stdout and "first: [0, 0] got" in bad.stdout, "the wrong indices, with both values"
     assert "Traceback" not in bad.stderr
 
 
@@ -158,3 +184,150 @@ def test_every_reference_solution_passes_its_grader():
                              "-o", "addopts="], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "7 passed" in result.stdout
+
+
+# -- what a student sees: the failing case in a few lines, exact names, --list, inspect's matching ------------
+def planted(tmp_path, name, old, new):
+    source = (ROOT / "docs" / "tutorials" / "solutions" / f"{name}.py").read_text()
+    assert old in source
+    (tmp_path / f"{name}.py").write_text(source.replace(old, new))
+    return {"TILEGRAD_EXERCISES": str(tmp_path)}
+
+
+def test_a_kernel_failure_is_its_inputs_launch_shape_and_unwritten_indices_in_a_few_lines(tmp_path):
+    env = planted(tmp_path, "leaky_relu", "range(start, x.size, stride)", "range(start, x.size - 1, stride)")
+    bad = cli("--device", "sim", "check", "--only", "leaky_relu", env_extra=env)
+    assert bad.returncode == 1, bad.stderr[-2000:]
+    report = bad.stdout[bad.stdout.index("FAILED"):].splitlines()
+    assert len(report) <= 8, "a few lines, not pytest's report:\n" + "\n".join(report)
+    text = "\n".join(report)
+    assert "launch: leaky_relu_kernel[" in text and "threads)" in text
+    assert "never written (still NaN): 1 of " in text and "first: [" in text
+    assert "smallest failing input: n=" in text and "slope=" in text
+    assert "--full" in text, "how to see the whole report"
+    for noise in ("tests/support.py", "+  where", "reproduce_failure", "\N{HUNDRED POINTS SYMBOL}"):
+        assert noise not in bad.stdout, noise
+
+    full = cli("--device", "sim", "check", "--only", "leaky_relu", "--full", env_extra=env)
+    assert full.returncode == 1
+    assert "reproduce_failure" in full.stdout and "tests/test_exercises.py:" in full.stdout
+    assert "\N{HUNDRED POINTS SYMBOL}" not in full.stdout, "file.py:100: stays text, not an emoji"
+
+
+def test_only_prefers_the_exact_name_and_otherwise_matches_substrings():
+    solutions = {"TILEGRAD_EXERCISES": str(ROOT / "docs" / "tutorials" / "solutions")}
+    exact = cli("check", "--only", "leaky_relu", env_extra=solutions)
+    assert exact.returncode == 0, exact.stdout[-3000:]
+    assert "test_leaky_relu[cpu]" in exact.stdout and "leaky_relu_layer" not in exact.stdout
+    assert "1 passed, 0 failed" in exact.stdout
+    both = cli("check", "--only", "leaky", env_extra=solutions)
+    assert both.returncode == 0, both.stdout[-3000:]
+    assert "test_leaky_relu[cpu]" in both.stdout and "test_leaky_relu_layer" in both.stdout
+    typo = one_line_error(cli("check", "--only", "leaky_rleu"))
+    assert "no check matched 'leaky_rleu'" in typo and "leaky_relu" in typo
+    elsewhere = one_line_error(cli("--device", "sim", "check", "--only", "avgpool"))
+    assert "no case that runs on" in elsewhere
+    assert "exactly" in cli("check", "--help").stdout, "--help says how NAME matches"
+
+
+def test_check_list_names_every_check_without_running_any():
+    listed = cli("check", "--list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:] for line in listed.stdout.splitlines()[1:]}
+    for name, kind in (("leaky_relu", "exercise"), ("leaky_relu_layer", "exercise"), ("gemm_tiled", "exercise"),
+                       ("layer_gradcheck", "gradcheck"), ("gemm_matches_float64_reference", "property")):
+        assert rows[name][0] == kind, (name, rows.get(name))
+    assert rows["gemm_tiled"][1] == "-", "a CUDA-only exercise has no case on the cpu"
+    assert "passed" not in listed.stdout + listed.stderr and "FAIL" not in listed.stdout
+    one = cli("check", "--list", "--only", "leaky_relu")
+    assert [line.split()[0] for line in one.stdout.splitlines()[1:]] == ["leaky_relu"]
+    gemms = cli("--device", "sim", "check", "--list", "--only", "gemm")
+    assert {"gemm_tiled", "gemm_matches_float64_reference"} <= {line.split()[0] for line in gemms.stdout.splitlines()}
+
+
+def test_inspect_matches_names_like_check():
+    listed = cli("inspect", "gemm", "--list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert {"gemm_naive", "gemm_register_blocked", "gemm_split_k_reduce"} <= set(listed.stdout.split())
+    assert cli("inspect", "gemm_register_blocked", "--list").stdout.split() == ["gemm_register_blocked"], \
+        "an exact name selects just that kernel, not gemm_register_blocked_8x8 too"
+    assert "gemm_naive" in one_line_error(cli("inspect", "gemm_navie", "--list"))
+    assert "unknown kernel 'no_such_kernel'" in one_line_error(cli("--device", "sim", "inspect", "no_such_kernel"))
+
+
+def test_the_failure_summary_reads_pytest_and_exception_group_reports():
+    from commands.check import summarize
+
+    short = """tests/test_exercises.py:100: in test_leaky_relu
+    for_all(backend, case, check, sim_examples=5)
+/tmp/ex/leaky_relu.py:9: in leaky_relu_cpu
+    out[i] = v
+E   AssertionError: leaky_relu n=1 slope=0.0
+E   never written (still NaN): 1 of 1 outputs, first: [0]
+E   assert not np.True_
+E    +  where np.True_ = <built-in method any>()
+E   Failing test case: check(
+E       c={'n': 1,
+E           'seed': 0},  # or any other generated value
+E   )
+E
+E   You can reproduce this test case by temporarily adding @reproduce_failure('6', b'AX') as a decorator"""
+    (failure,) = summarize(short)
+    assert failure.message == ["leaky_relu n=1 slope=0.0", "never written (still NaN): 1 of 1 outputs, first: [0]"]
+    assert failure.inputs == "n=1, seed=0" and failure.raised_at == "/tmp/ex/leaky_relu.py:9 in leaky_relu_cpu"
+    group = """+ Exception Group Traceback (most recent call last):
+  |   File "/x/tests/support.py", line 59, in for_all
+  | ExceptionGroup: Hypothesis found 2 distinct failures. (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File "/x/tests/test_exercises.py", line 115, in check
+    | AssertionError: gemm_tiled m=1 n=1 k=1
+    | wrong: 1 of 1 outputs beyond rtol=0.0001 atol=0.0001, first: [0, 0] got 1 expected 2
+    | Falsifying example: check(
+    |     # The test sometimes passed when commented parts were varied together.
+    |     c={
+    |         'm': 1,  # or any other generated value
+    |     },
+    | )
+    +---------------- 2 ----------------
+    | Traceback (most recent call last):
+    |   File "/tmp/ex/gemm_tiled.py", line 8, in gemm_tiled_kernel
+    |     c[i, j] = acc
+    | IndexError: index 16 is out of bounds for axis 0 with size 1
+    | launch: gemm_tiled_kernel[(1, 1), (16, 16)] (1 block of 256 threads)
+    | Falsifying example: check(c={'m': 17})
+    +------------------------------------"""
+    first, second = summarize(group)
+    assert first.message[-1].startswith("wrong: 1 of 1") and first.inputs == "m=1" and first.raised_at is None
+    assert second.message == ["IndexError: index 16 is out of bounds for axis 0 with size 1",
+                              "launch: gemm_tiled_kernel[(1, 1), (16, 16)] (1 block of 256 threads)"]
+    assert second.inputs == "m=17" and second.raised_at == "/tmp/ex/gemm_tiled.py:8 in gemm_tiled_kernel"
+
+
+def test_grader_output_is_printed_as_text_not_rich_markup():
+    import io
+
+    from rich.console import Console
+
+    from commands.check import show_failure
+
+    text = "tests/test_exercises.py:100: in test_leaky_relu\nE   AssertionError: out[:smile:] [red]x[/red]"
+    for full in (False, True):
+        out = Console(file=io.StringIO(), width=200)
+        show_failure(out, "test_exercises::test_leaky_relu[cpu]", text, full)
+        shown = out.file.getvalue()
+        assert "[cpu]" in shown and ":smile:" in shown and "[red]x[/red]" in shown
+        assert ":100:" in shown or not full
+
+
+def test_mismatch_names_the_unwritten_and_the_wrong_indices():
+    import numpy as np
+    from support import mismatch
+
+    assert mismatch(np.ones(3, np.float32), np.ones(3), 1e-5, 1e-6) is None
+    out = np.array([1, np.nan, 3, np.nan], np.float32)
+    assert mismatch(out, np.arange(4.0), 1e-5, 1e-6) == "never written (still NaN): 2 of 4 outputs, first: [1], [3]"
+    wrong = mismatch(np.zeros((2, 2)), np.eye(2), 1e-5, 1e-6)
+    assert wrong.startswith("wrong: 2 of 4 outputs") and "[0, 0] got 0 expected 1; [1, 1] got 0 expected 1" in wrong
+    assert mismatch(np.zeros((2, 3)), np.zeros(3), 0, 0) == "output shape (2, 3), expected (3,)"
+    assert mismatch(np.zeros((2, 3)), 0.0, 0, 0) is None

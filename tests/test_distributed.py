@@ -17,8 +17,9 @@ try:
     import mpi4py  # noqa: F401
 except ImportError:
     mpi4py = None
-pytestmark = pytest.mark.skipif(mpi4py is None or MPIEXEC is None,
-                                reason="needs the dist extra: pip install -e '.[dist]' (mpi4py and an MPI wheel)")
+needs_mpi = pytest.mark.skipif(mpi4py is None or MPIEXEC is None,
+                               reason="needs the dist extra: pip install -e '.[dist]' (mpi4py and an MPI wheel)")
+pytestmark = needs_mpi
 
 
 def clean_env():
@@ -28,9 +29,10 @@ def clean_env():
     return env
 
 
-def launch(ranks, *args, timeout=300):
+def launch(ranks, *args, timeout=300, env=None):
     cmd = ([MPIEXEC, "-n", str(ranks)] if ranks > 1 else []) + [sys.executable, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=ROOT, env={**clean_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_two_ranks_train_the_same_model_as_one_process(tmp_path):
@@ -77,11 +79,31 @@ def test_a_failing_rank_stops_the_job_once_and_leaves_the_checkpoint_whole(tmp_p
     assert not list(tmp_path.glob(".*.tmp")), "no half-written checkpoint left behind"
 
 
-def test_bench_reports_rank_scaling(tmp_path):
-    result = launch(1, "cli.py", "bench", "--quick", "--device", "cpu", "--ops", "pool", "--ranks", "1,2",
+def test_ranks_disagreeing_on_model_or_data_is_one_clear_error(tmp_path):
+    for mode, what, detail in (("disagree-model", "the model", "Dense[48x64, 48]"),
+                               ("disagree-data", "the training data", "400 samples")):
+        result = launch(2, "tests/mpi_worker.py", mode, str(tmp_path / mode))
+        assert result.returncode != 0
+        assert result.stderr.count(f"ranks disagree on {what}: ") == 1, result.stderr[-2000:]
+        assert detail in result.stderr and "rank 0 has" in result.stderr and "rank 1 has" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_bench_reports_rank_scaling_and_the_allreduce(tmp_path):
+    result = launch(1, "cli.py", "bench", "--quick", "--device", "cpu", "--ops", "allreduce", "--ranks", "1,2",
                     "--json", str(tmp_path / "b.json"), timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = json.loads((tmp_path / "b.json").read_text())["scaling"]
-    assert {r["impl"] for r in rows} == {"1 MPI ranks", "2 MPI ranks"}
-    assert all(r["samples_per_s"] > 0 for r in rows)
-    assert all(r["scaling"] == 1.0 for r in rows if r["impl"] == "1 MPI ranks")
+    data = json.loads((tmp_path / "b.json").read_text())
+    rows = data["scaling"]
+    assert {r["impl"] for r in rows} == {"1 MPI rank", "2 MPI ranks, blocking", "2 MPI ranks, overlap"}
+    assert all(r["samples_per_s"] > 0 and r["step_ms"] == r["median_ms"] for r in rows)
+    assert all(r["scaling"] == 1.0 == r["efficiency"] and r["comm_ms"] == 0.0 for r in rows if r["ranks"] == 1)
+    for r in rows:
+        if r["ranks"] == 2:
+            assert r["comm_ms"] > 0 and 0.0 <= r["comm_hidden"] <= 1.0
+            assert r["efficiency"] == pytest.approx(r["scaling"])  # 2 ranks x 1 thread against 1 rank x 2 threads
+    assert "hidden" in result.stdout and "efficiency" in result.stdout
+    sizes = [r for r in data["results"] if r["op"] == "allreduce"]
+    assert [r["case"] for r in sizes] == ["4 B", "1 KiB", "64 KiB", "1 MiB", "4 MiB"]
+    assert all(r["median_ms"] > 0 and r["gbps"] > 0 and r["max_rel_err"] == 0.0 and r["ranks"] == 2 for r in sizes)
+    assert sizes[-1]["median_ms"] > sizes[0]["median_ms"]

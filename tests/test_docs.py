@@ -32,7 +32,7 @@ def test_readme_quick_start_has_exactly_two_commands():
 
 def test_every_tutorial_chapter_exists_and_ends_with_exercises():
     chapters = sorted((ROOT / "docs" / "tutorials").glob("0*.md"))
-    assert len(chapters) == 7
+    assert len(chapters) == 9
     for chapter in chapters:
         text = chapter.read_text()
         assert "## Exercises" in text and python_blocks(chapter), chapter.name

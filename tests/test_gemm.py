@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend
+from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend, to_host
 
+from cuda_kernels import SIMULATOR
 from cuda_kernels import blas_calls as BC
 from cuda_kernels import gemm as G
 
@@ -192,3 +193,64 @@ def test_the_engine_picks_the_gemm_version_that_won_each_measured_shape(monkeypa
                      (6, 25, 50176): "split_k"}  # LeNet c1's weight gradient, b64: conv c1 fwd+bwd 10.5 -> 1.6 ms
     # with split_k (H100 before, H200 after: different cards, but a 6x change in a launch-bound layer)
     assert {shape: G.pick_cuda_version(*shape) for shape in measured_best} == measured_best
+
+
+# ------------------------------------------------------------------------------------------------
+# CUDA C versions (gemm_cuda_c.py): compiled by NVRTC, so a real GPU only; the compile tier builds them anywhere
+# ------------------------------------------------------------------------------------------------
+
+needs_real_gpu = pytest.mark.skipif(SIMULATOR, reason="CUDA C compiled by NVRTC cannot run in the simulator")
+
+
+def tf32(x):
+    """x rounded to TF32 (10 mantissa bits, round to nearest even), as float32."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0xFFF + ((bits >> 13) & 1)) & ~np.uint64(0x1FFF)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def test_tf32_error_against_float64_is_what_the_tf32_tolerance_assumes():
+    # TF32 operands, exact float32-or-better accumulation: ||out - ref|| / ||ref|| ~ 3e-4 whatever K (the
+    # rounding errors of random-sign terms add like a random walk, as the sum itself does); wmma_tf32 is allowed 2e-3
+    rng = np.random.default_rng(0)
+    for k in (9, 64, 1024):
+        a, b = rng.standard_normal((64, k)), rng.standard_normal((k, 64))
+        ref = a @ b
+        err = np.linalg.norm(tf32(a).astype(np.float64) @ tf32(b) - ref) / np.linalg.norm(ref)
+        assert 1e-4 < err < 6e-4, (k, err)
+
+
+def test_cuda_c_versions_refuse_the_simulator_with_one_clear_error():
+    if not SIMULATOR:
+        pytest.skip("a real GPU runs them")
+    a = to_backend("cuda", np.ones((4, 3), np.float32))
+    b = to_backend("cuda", np.ones((3, 5), np.float32))
+    for version in G.CUDA_C_VERSIONS:
+        with pytest.raises(RuntimeError, match="needs a real GPU"):
+            kernels("cuda").gemm(to_backend("cuda", np.zeros((4, 5), np.float32)), a, b, version=version)
+
+
+@needs_real_gpu
+@pytest.mark.gpu
+def test_cuda_c_twin_matches_float64_reference():
+    case = gemm_case("cuda").map(lambda c: {**c, "version": "cuda_c_double_buffered"})
+    for_all("cuda", case, lambda c: run_gemm("cuda", c))
+
+
+@needs_real_gpu
+@pytest.mark.gpu
+def test_wmma_tf32_matches_float64_reference_within_tf32_error():
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        m, n, k = c["m"], c["n"], c["k"]
+        a = random_array(rng, (k, m) if c["trans_a"] else (m, k))
+        b = random_array(rng, (n, k) if c["trans_b"] else (k, n))
+        ref = (a.T if c["trans_a"] else a).astype(np.float64) @ (b.T if c["trans_b"] else b).astype(np.float64)
+        out = poisoned("cuda", (m, n))
+        kernels("cuda").gemm(out, to_backend("cuda", a), to_backend("cuda", b), trans_a=c["trans_a"],
+                             trans_b=c["trans_b"], version="wmma_tf32")
+        got = to_host(out).astype(np.float64)
+        assert np.isfinite(got).all(), "an output left unwritten (NaN)"
+        assert np.linalg.norm(got - ref) <= 2e-3 * np.linalg.norm(ref) + 1e-6, c
+
+    for_all("cuda", gemm_case("cuda"), check)

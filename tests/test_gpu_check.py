@@ -22,3 +22,11 @@ def test_launch_every_kernel_covers_every_kernel_and_checks_each():
 
 def test_gpu_check_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "gpu_check.sh")]).returncode == 0
+
+
+def test_gemm_ladder_script_compiles_and_covers_every_gemm_version():
+    # scripts/gemm_ladder_gpu.py (gpu_check.sh's "ladder" step) times every version gemm_cuda accepts
+    source = (ROOT / "scripts" / "gemm_ladder_gpu.py").read_text()
+    compile(source, "gemm_ladder_gpu.py", "exec")
+    assert "G.CUDA_VERSIONS, *G.CUDA_C_VERSIONS" in source
+    assert "scripts/gemm_ladder_gpu.py" in (ROOT / "scripts" / "gpu_check.sh").read_text()

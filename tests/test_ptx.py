@@ -66,11 +66,23 @@ def test_no_register_spills(name):
     assert r["registers"] <= 255, name
 
 
-@pytest.mark.parametrize("name", ["gemm_register_blocked", "gemm_register_blocked_8x8", "gemm_split_k_partials"])
+LADDER = ["gemm_register_blocked_transposed_a", "gemm_double_buffered", "gemm_warp_tiled"]
+
+
+@pytest.mark.parametrize("name", ["gemm_register_blocked", "gemm_register_blocked_8x8", "gemm_split_k_partials",
+                                  *LADDER])
 def test_register_blocked_gemm_keeps_its_accumulators_in_registers(name):
     r = reports()[name]  # split-K shares the tile loop through a device function: it must inline
     assert r["local_instructions"] == 0 and r["local_bytes"] == 0, r
     assert r["shared_bytes"] > 0, "the register-blocked GEMM stages tiles in shared memory"
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_gemm_ladder_reads_its_fragments_with_128_bit_shared_loads(name):
+    # issue #19: 16-byte-aligned shared rows and contiguous fragments let NVVM emit ld.shared.v4 (LDS.128): one
+    # per 4 floats of a fragment, 4 per k-step (8 where two buffers are unrolled); the 8x8 rung has none
+    r, old = reports()[name], reports()["gemm_register_blocked_8x8"]
+    assert r["shared_v4_loads"] >= 4 and old["shared_v4_loads"] == 0, (r, old)
 
 
 # The kernels whose element body is shared with their CPU twin (launch.cpu_and_gpu): shared only while the
@@ -113,3 +125,24 @@ def test_cli_inspect_reports_one_kernel_and_rejects_unknown_names():
     bad = subprocess.run([sys.executable, "cli.py", "inspect", "no_such_kernel"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "unknown kernel" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cuda_c_gemm_compiles_for_sm90_without_a_gpu():
+    # gemm_cuda_c.py: NVRTC -> PTX -> nvJitLink, no driver needed. The twin keeps the numba rung's algorithm with
+    # the loads numba cannot write (ld.shared.v4 every fragment, ld.global.v4 where rows are aligned); wmma_tf32
+    # is built where a toolkit's crt/mma.h exists (the pip wheels lack it) and must then issue tensor-core mma
+    if _toolchain_missing():
+        pytest.skip("needs the cuda extra")
+    from cuda_kernels import gemm_cuda_c
+
+    found = gemm_cuda_c.compile_report()
+    twin = found["gemm_cuda_c_double_buffered"]
+    assert twin["registers"] > 0 and (twin["spill_stores"], twin["spill_loads"], twin["local_bytes"]) == (0, 0, 0)
+    assert twin["f64_instructions"] == 0 and twin["shared_v4_loads"] >= 4 and twin["global_v4_loads"] >= 1, twin
+    if "gemm_wmma_tf32" in found:
+        tc = found["gemm_wmma_tf32"]
+        assert tc["mma_instructions"] > 0 and tc["spill_stores"] == 0 and tc["f64_instructions"] == 0, tc
+    elif not gemm_cuda_c._include_dirs()[1:]:
+        pytest.skip("wmma_tf32 not built: no CUDA toolkit with crt/mma.h here")
+    else:
+        raise AssertionError("a toolkit with crt/mma.h is here but wmma_tf32 was not built")
