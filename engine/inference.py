@@ -214,6 +214,9 @@ def dataset_for(model, dataset: str, data_dir=None, limit: int | None = None):
 
     recipe = None
     for layer in model_layers(model):
+        if isinstance(layer, L.Embedding):
+            raise ValueError("this checkpoint is a character-level language model, not a classifier of "
+                             f"{dataset}: generate text from it with `sample --checkpoint F`")
         if isinstance(layer, L.Dense):
             recipe = "mlp"
         elif isinstance(layer, (L.Conv2D, L.BatchNorm2D)):
