@@ -113,7 +113,8 @@ def conv_cases(quick: bool) -> Iterator[Case]:
                 return run, check
 
             work = 1 if direction == "forward" else 3  # backward: dW and dx GEMMs, each as big as forward
-            yield Case("conv", f"{name} {direction}", {"cpu": ["image_gemm", "im2col"], "cuda": ["im2col"]}, setup,
+            impls = {"cpu": ["image_gemm", "im2col"], "cuda": ["im2col", "implicit_gemm"]}
+            yield Case("conv", f"{name} {direction}", impls, setup,
                        flops=2.0 * macs * work,
                        bytes=4.0 * work * (x.size + n * o * o * f + f * c * k * k + n * o * o * c * k * k * 2),
                        peer={"kind": "conv", "x": x, "dy": dy, "f": f, "k": k, "p": p, "direction": direction})

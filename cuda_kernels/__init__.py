@@ -19,6 +19,7 @@ from . import (  # noqa: E402,F401
     ceilings,
     conv,
     conv_image_gemm,
+    conv_implicit_gemm,
     elementwise,
     embedding,
     gemm,

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 # Conv2D's per-image algorithm on the CPU (cuda_kernels/conv_image_gemm.py); "im2col" runs everywhere.
 CONV_IMAGE_GEMM = "image_gemm"
+# Conv2D's implicit GEMM (cuda_kernels/conv_implicit_gemm.py): no patch matrix; the GPU's candidate.
+CONV_IMPLICIT_GEMM = "implicit_gemm"
+# Its weight-gradient kernel: (C*K*K + 1) x F tiles of 64 x 16 (the extra column is the bias), the pixel sum
+# split into slices of at least 256 pixels, enough slices for about two blocks per SM of a 132-SM GPU.
+CONV_IMPLICIT_GEMM_TILE_M, CONV_IMPLICIT_GEMM_TILE_N = 64, 16
+CONV_IMPLICIT_GEMM_MIN_SLICE = 256
+CONV_IMPLICIT_GEMM_TARGET_BLOCKS = 264
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
@@ -50,3 +57,19 @@ def conv_image_gemm_shapes(x_shape, weight_shape, stride: int, padding: int, thr
     n, c, h, w = x_shape
     return {"padded": (n, c, h + 2 * padding, w + 2 * padding),
             "work": (threads, conv_image_gemm_workspace_floats(x_shape, weight_shape, stride, padding))}
+
+
+def conv_implicit_gemm_splits(x_shape, weight_shape, stride: int, padding: int) -> int:
+    """Slices of the pixel sum in the implicit-GEMM weight gradient (rows of its ``work``)."""
+    n, c, h, w = x_shape
+    f, _, k, _ = weight_shape
+    pixels = n * conv_output_size(h, k, stride, padding) * conv_output_size(w, k, stride, padding)
+    tiles = -(-(c * k * k + 1) // CONV_IMPLICIT_GEMM_TILE_M) * -(-f // CONV_IMPLICIT_GEMM_TILE_N)
+    return max(1, min(-(-CONV_IMPLICIT_GEMM_TARGET_BLOCKS // tiles), pixels // CONV_IMPLICIT_GEMM_MIN_SLICE))
+
+
+def conv_implicit_gemm_shapes(x_shape, weight_shape, stride: int, padding: int) -> dict:
+    """The implicit-GEMM convolution's one buffer: ``work`` (slices, F, C*K*K + 1), the weight gradient's
+    (and, in its last column, the bias gradient's) partial sums, one slice of the pixels each; backward only."""
+    f, c, k, _ = weight_shape
+    return {"work": (conv_implicit_gemm_splits(x_shape, weight_shape, stride, padding), f, c * k * k + 1)}

@@ -1,26 +1,36 @@
 """Conv2D: weight (out_channels, in_channels, k, k), bias (out_channels,), NCHW.
 
-Two algorithms (cuda_kernels/conv.py and conv_image_gemm.py): "im2col" (one patch matrix for the
-whole batch, one GEMM: every backend) and "image_gemm" (a patch matrix per image in each thread's
-own cache-sized workspace: the CPU's, several times faster there). "auto" picks the backend's best.
+Three algorithms (cuda_kernels/conv.py, conv_image_gemm.py, conv_implicit_gemm.py): "im2col" (one patch
+matrix for the whole batch, one GEMM: every backend), "image_gemm" (a patch matrix per image in each
+thread's own cache-sized workspace: the CPU's, several times faster there) and "implicit_gemm" (no patch
+matrix: the GEMMs gather their tiles straight from x and dy; written for the GPU, every backend has it).
+"auto" picks the backend's best.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cuda_kernels.shapes import CONV_IMAGE_GEMM, conv_image_gemm_shapes, conv_output_size, im2col_shapes
+from cuda_kernels.shapes import (
+    CONV_IMAGE_GEMM,
+    CONV_IMPLICIT_GEMM,
+    conv_image_gemm_shapes,
+    conv_implicit_gemm_shapes,
+    conv_output_size,
+    im2col_shapes,
+)
 from runtime.device import Device
 
 from .base import Layer, Parameter, positive_int, uniform_init
 
-ALGORITHMS = ("auto", "im2col", CONV_IMAGE_GEMM)
+ALGORITHMS = ("auto", "im2col", CONV_IMAGE_GEMM, CONV_IMPLICIT_GEMM)
 
 
 class Conv2D(Layer):
     """2-D convolution of NCHW input (batch, in_channels, height, width); PyTorch's ``Conv2d`` (square kernel).
 
-    ``algorithm``: "im2col" (every device), "image_gemm" (CPU only, per image in cache), "auto" (the best).
+    ``algorithm``: "im2col" (every device), "image_gemm" (CPU only, per image in cache), "implicit_gemm" (every
+    device, no patch matrix; the GPU's candidate), "auto" (the best).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -30,6 +40,8 @@ class Conv2D(Layer):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Conv2D: argument 'algorithm' must be one of {list(ALGORITHMS)}, got {algorithm!r}")
         if algorithm == "auto":
+            # On a GPU "auto" stays im2col until a GPU measurement of implicit_gemm (scripts/gemm_ladder_gpu.py,
+            # the bench's conv rows) says otherwise: implicit_gemm is only simulator- and compile-tested so far.
             algorithm = CONV_IMAGE_GEMM if self.device.name == "cpu" else "im2col"
         elif algorithm == CONV_IMAGE_GEMM and self.device.name != "cpu":
             raise ValueError(f"Conv2D: algorithm {algorithm!r} runs on the cpu device only, got {self.device}")
@@ -65,6 +77,10 @@ class Conv2D(Layer):
             work = self._buffer(dev, "work", shapes["work"])
             dev.kernels.conv2d_image_gemm_forward(y, padded, work, x, self.weight.data, bias, self.stride, self.padding)
             return y
+        if self.algorithm == CONV_IMPLICIT_GEMM:
+            self._x = x  # backward gathers its patches from x again
+            dev.kernels.conv2d_implicit_gemm_forward(y, x, self.weight.data, bias, self.stride, self.padding)
+            return y
         shapes = im2col_shapes(x.shape, self.out_channels, self.kernel_size, self.stride, self.padding)
         cols = self._buffer(dev, "cols", shapes["cols"])  # saved for backward
         rows = self._buffer(dev, "rows", shapes["rows"])
@@ -79,6 +95,13 @@ class Conv2D(Layer):
             dev.kernels.conv2d_image_gemm_backward(dx, self.weight.grad, dbias, self._buffers["work"], dy,
                                                    self._buffers["padded"], self.weight.data, self.stride,
                                                    self.padding)
+            return dx
+        if self.algorithm == CONV_IMPLICIT_GEMM:
+            dx = self._buffer(dev, "dx", self._x_shape) if self.needs_input_grad else None
+            shapes = conv_implicit_gemm_shapes(self._x_shape, self.weight.shape, self.stride, self.padding)
+            work = self._buffer(dev, "work", shapes["work"])
+            dev.kernels.conv2d_implicit_gemm_backward(dx, self.weight.grad, dbias, work, dy, self._x,
+                                                      self.weight.data, self.stride, self.padding)
             return dx
         cols = self._buffers["cols"]
         dx = self._buffer(dev, "dx", self._x_shape) if self.needs_input_grad else None

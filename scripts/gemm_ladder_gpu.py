@@ -123,7 +123,8 @@ def cuda_c_sass() -> dict:
 
 
 def conv_rows(repeat: int) -> list:
-    """LeNet c2 (6->16 5x5, 14x14, b64) forward+backward: our Conv2D (im2col) against cuDNN."""
+    """LeNet c2 (6->16 5x5, 14x14, b64) forward+backward: our Conv2D (im2col, implicit_gemm) against cuDNN; each
+    of ours with its relative error (dx and dweight against float64) and its speed relative to cuDNN."""
     import torch
 
     from layers import Conv2D
@@ -134,14 +135,26 @@ def conv_rows(repeat: int) -> list:
     x = rng.standard_normal((64, 6, 14, 14)).astype(np.float32)
     dy = rng.standard_normal((64, 16, 10, 10)).astype(np.float32)
     rows = []
-    layer = Conv2D(6, 16, 5, device=dev, algorithm="im2col")
     X, DY = dev.asarray(x), dev.asarray(dy)
+    twin = Conv2D(6, 16, 5, device=Device("numpy"), seed=1)
+    twin.forward(x.astype(np.float64))
+    dx_ref = twin.backward(dy.astype(np.float64))
+    for algorithm in ("im2col", "implicit_gemm"):
+        try:
+            layer = Conv2D(6, 16, 5, device=dev, seed=1, algorithm=algorithm)
 
-    def ours():
-        layer.forward(X)
-        layer.backward(DY)
+            def ours(layer=layer):
+                layer.forward(X)
+                return layer.backward(DY)
 
-    rows.append({"case": "lenet c2 fwd+bwd b64", "version": "im2col", "ms": timed(ours, repeat)})
+            ms = timed(ours, repeat)
+            dx, dw = dev.to_numpy(ours()), dev.to_numpy(layer.weight.grad)
+            error = max(float(np.linalg.norm(dx - dx_ref) / np.linalg.norm(dx_ref)),
+                        float(np.linalg.norm(dw - twin.weight.grad) / np.linalg.norm(twin.weight.grad)))
+            rows.append({"case": "lenet c2 fwd+bwd b64", "version": algorithm, "ms": ms, "rel_error": error})
+        except Exception as error:  # noqa: BLE001 (one algorithm failing must not hide the other's row)
+            rows.append({"case": "lenet c2 fwd+bwd b64", "version": algorithm,
+                         "error": f"{type(error).__name__}: {error}"})
     torch.backends.cudnn.allow_tf32 = False
     conv = torch.nn.Conv2d(6, 16, 5).cuda()
     tx = torch.from_numpy(x).cuda().requires_grad_(True)
@@ -151,6 +164,9 @@ def conv_rows(repeat: int) -> list:
         conv(tx).backward(tdy)
 
     rows.append({"case": "lenet c2 fwd+bwd b64", "version": "cuDNN", "ms": timed(theirs, repeat)})
+    for r in rows:
+        if "ms" in r and r["version"] != "cuDNN":
+            r["vs_cudnn"] = rows[-1]["ms"] / r["ms"]  # issue #19's target: implicit_gemm >= 0.50
     return rows
 
 

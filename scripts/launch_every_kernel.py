@@ -57,7 +57,9 @@ def main() -> int:
     a, b, bias, c0 = r(k, m), r(n, k), r(n), r(m, n)
     for version, kernel in (("naive", "gemm_naive"), ("shared_tiled", "gemm_shared_tiled"),
                             ("register_blocked", "gemm_register_blocked"),
-                            ("register_blocked_8x8", "gemm_register_blocked_8x8")):
+                            ("register_blocked_8x8", "gemm_register_blocked_8x8"),
+                            ("register_blocked_transposed_a", "gemm_register_blocked_transposed_a"),
+                            ("double_buffered", "gemm_double_buffered"), ("warp_tiled", "gemm_warp_tiled")):
         out = dev(c0)
         GPU.gemm(out, dev(a), dev(b), 0.5, 1.0, True, True, dev(bias), "relu", version=version)
         ref = c0.astype(np.float64).copy()
@@ -169,6 +171,17 @@ def main() -> int:
     check("conv2d_backward dx (col2im)", host(dx), dx64)
     check("conv2d_backward dw (nchw_to_rows, gemm)", host(dw), dw64)
     launched.update({"im2col_kernel", "col2im_kernel", "rows_to_nchw_kernel", "nchw_to_rows_kernel"})
+    yi = dev(np.empty((2, 5, oh, ow), np.float32))
+    GPU.conv2d_implicit_gemm_forward(yi, dev(xi), dev(weight), dev(bias), 2, 1)
+    check("conv2d_implicit_gemm_forward", host(yi), y64)
+    dxi, dwi, dbi = dev(np.empty_like(xi)), dev(np.empty_like(weight)), dev(np.empty(5, np.float32))
+    GPU.conv2d_implicit_gemm_backward(dxi, dwi, dbi, dev(np.empty((3, 5, 28), np.float32)), dev(dy), dev(xi),
+                                      dev(weight), 2, 1)
+    check("conv2d_implicit_gemm_backward dx", host(dxi), dx64)
+    check("conv2d_implicit_gemm_backward dw", host(dwi), dw64)
+    check("conv2d_implicit_gemm_backward db", host(dbi), dy.astype(np.float64).sum(axis=(0, 2, 3)))
+    launched.update({"conv_implicit_gemm_forward_kernel", "conv_implicit_gemm_dx_kernel",
+                     "conv_implicit_gemm_dweight_kernel", "conv_implicit_gemm_dweight_reduce_kernel"})
     xp = r(2, 3, 7, 9)
     yp, argp = dev(np.empty((2, 3, 3, 4), np.float32)), dev(np.empty((2, 3, 3, 4), np.int32))
     GPU.maxpool_forward(yp, argp, dev(xp), 3, 2)
@@ -210,6 +223,52 @@ def main() -> int:
         getattr(REF, name)(p64, *ref_buffers, gr.astype(np.float64), 0.01, **kwargs)
         check(name, host(P), p64)
     launched.update({"sgd_kernel", "adagrad_kernel", "rmsprop_kernel", "adam_kernel"})
+
+    # embedding: repeated ids (the backward must add them up), both backward versions
+    table, ids = r(11, 37), rng.integers(0, 11, 53).astype(np.int32)
+    out, dout = dev(np.empty((53, 37), np.float32)), r(53, 37)
+    GPU.embedding_forward(out, dev(table), dev(ids))
+    check("embedding_forward", host(out), table.astype(np.float64)[ids])
+    expected = np.zeros((11, 37))
+    np.add.at(expected, ids, dout.astype(np.float64))
+    for version in ("gather", "atomic"):
+        dtable = dev(np.full((11, 37), np.nan, np.float32))
+        GPU.embedding_backward(dtable, dev(dout), dev(ids), version=version)
+        check(f"embedding_backward {version}", host(dtable), expected)
+    launched.update({"embedding_forward_kernel", "embedding_backward_gather_kernel", "embedding_zero_kernel",
+                     "embedding_backward_atomic_kernel"})
+    # the LSTM and GRU cells: 5 rows of 37 hidden units (not a multiple of any block)
+    rows, hidden = 5, 37
+    for family in ("lstm", "gru"):
+        if family == "lstm":
+            pre, c_prev = r(rows, 4 * hidden), r(rows, hidden)
+            outs = [np.empty((rows, hidden)), np.empty((rows, hidden)), np.empty((rows, 4 * hidden))]
+            REF.lstm_cell_forward(*outs, pre.astype(np.float64), c_prev.astype(np.float64))
+            got = [dev(np.empty(o.shape, np.float32)) for o in outs]
+            GPU.lstm_cell_forward(*got, dev(pre), dev(c_prev))
+            ins = [r(rows, hidden), r(rows, hidden), r(rows, hidden)]  # dh_out, dh_next, dc_next
+            grads = [np.empty((rows, 4 * hidden)), np.empty((rows, hidden))]
+            REF.lstm_cell_backward(*grads, *[i.astype(np.float64) for i in ins], outs[2], outs[1],
+                                   c_prev.astype(np.float64))
+            got_grads = [dev(np.empty(g.shape, np.float32)) for g in grads]
+            GPU.lstm_cell_backward(*got_grads, *[dev(i) for i in ins], got[2], got[1], dev(c_prev))
+        else:
+            xproj, hproj, h_prev = r(rows, 3 * hidden), r(rows, 3 * hidden), r(rows, hidden)
+            outs = [np.empty((rows, hidden)), np.empty((rows, 3 * hidden))]
+            REF.gru_cell_forward(*outs, xproj.astype(np.float64), hproj.astype(np.float64), h_prev.astype(np.float64))
+            got = [dev(np.empty(o.shape, np.float32)) for o in outs]
+            GPU.gru_cell_forward(*got, dev(xproj), dev(hproj), dev(h_prev))
+            ins = [r(rows, hidden), r(rows, hidden)]  # dh_out, dh_next
+            grads = [np.empty((rows, 3 * hidden)), np.empty((rows, 3 * hidden)), np.empty((rows, hidden))]
+            REF.gru_cell_backward(*grads, *[i.astype(np.float64) for i in ins], outs[1], hproj.astype(np.float64),
+                                  h_prev.astype(np.float64))
+            got_grads = [dev(np.empty(g.shape, np.float32)) for g in grads]
+            GPU.gru_cell_backward(*got_grads, *[dev(i) for i in ins], got[1], dev(hproj), dev(h_prev))
+        for i, (g, e) in enumerate(zip(got, outs)):
+            check(f"{family}_cell_forward output {i}", host(g), e)
+        for i, (g, e) in enumerate(zip(got_grads, grads)):
+            check(f"{family}_cell_backward output {i}", host(g), e)
+        launched.update({f"{family}_cell_forward_kernel", f"{family}_cell_backward_kernel"})
 
     # the ceiling kernels (launched, not checked: they measure)
     src = dev(r(4099))
