@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .common import MODEL_CHOICES, CliError, add_device_option, check_output_file, write_json
 
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
@@ -46,6 +48,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--allreduce", choices=("overlap", "blocking"), default="overlap",
                         help="under mpiexec: overlap (default) reduces the gradients in buckets, each started while "
                              "backward computes the layers below; blocking: one allreduce after backward")
+    parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                        help="capture each batch shape's training step as one CUDA graph and replay it (default: on "
+                             "a real GPU; in the simulator --cuda-graph emulates it)")
     parser.add_argument("--bucket-mb", type=float, default=1.0, metavar="MB",
                         help="--allreduce overlap: about this many MiB of gradients per bucket (default 1.0)")
     parser.set_defaults(run=run)
@@ -137,7 +142,8 @@ def run(args) -> int:
             fit(model, loss_layer, optimizer, train_set, epochs=epochs - start_epoch, batch_size=batch_size,
                 eval_data=eval_data, callbacks=[*recipe_callbacks, on_event], seed=args.seed,
                 checkpoint=args.checkpoint,
-                start_epoch=start_epoch, allreduce=args.allreduce, bucket_mb=args.bucket_mb)
+                start_epoch=start_epoch, allreduce=args.allreduce, bucket_mb=args.bucket_mb,
+                cuda_graph=getattr(args, "cuda_graph", None))
         except KeyboardInterrupt:
             interrupted = True  # saved and reported below, once the progress display has stopped
     if interrupted:

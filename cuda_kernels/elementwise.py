@@ -8,6 +8,10 @@ at the copy bandwidth: coalesced grid-stride loops, one pass, no temporaries.
 
 Dropout draws its mask from a counter-based hash of (seed, index), the same integer arithmetic on
 every backend, so the NumPy reference, the CPU twin and the GPU agree bit for bit on which units drop.
+The seed changes every step, so the kernel reads it from device memory (an int64 array of one element
+that the Dropout layer writes before the step): a CUDA graph replays kernel arguments as captured, and a
+replayed step must still draw a fresh mask. ``seed`` may also be a plain int (the launcher then copies it
+into a buffer of its own first).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from numba import cuda, float32, njit, prange
 from .backend import implements
 from .checks import check_array, float_dtype
 from .cpu_tanh import tanh_float32
-from .launch import cpu_and_gpu, gpu_kernel, launch_1d
+from .launch import check_not_capturing, cpu_and_gpu, current_stream, gpu_kernel, launch_1d
 
 ACTIVATIONS = {"relu": 1, "tanh": 2, "sigmoid": 3}
 ACT_RELU, ACT_TANH, ACT_SIGMOID = 1, 2, 3
@@ -52,10 +56,32 @@ def _check_bias_rows(backend, out, x, bias):
     return rows, cols
 
 
-def _check_dropout(backend, out, mask, x, p):
+def _check_dropout(backend, out, mask, x, p, seed):
     _check_same("dropout_forward", backend, out=out, mask=mask, x=x)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout_forward: argument 'p' must be in [0, 1), got {p!r}")
+    if hasattr(seed, "shape"):
+        check_array("dropout_forward", "seed", seed, backend, shape=(1,), dtype=np.int64)
+
+
+def _host_seed(seed) -> int:
+    """The seed as an int: a plain int, or the one element of a host int64 array."""
+    return int(seed[0]) if hasattr(seed, "shape") else int(seed)
+
+
+_CALL_SEED: list = []  # cuda: the launcher's own seed buffer for calls with a plain int seed
+
+
+def _device_seed(seed, stream):
+    """The int64 (1,) device array the kernel reads the seed from: the caller's, or the launcher's own buffer,
+    written first on the stream (a pageable source, staged by the driver before the call returns)."""
+    if hasattr(seed, "shape"):
+        return seed
+    check_not_capturing("dropout_forward with a plain int seed (frozen into the graph; pass an int64 array)")
+    if not _CALL_SEED:
+        _CALL_SEED.append(cuda.device_array(1, np.int64))
+    _CALL_SEED[0].copy_to_device(np.array([seed], np.int64), stream=stream if stream else current_stream())
+    return _CALL_SEED[0]
 
 
 def _check_swap(backend, out, x):
@@ -145,8 +171,8 @@ def dropout_mask_reference(shape, p, seed, dtype=np.float64):
 
 @implements("dropout_forward", "numpy")
 def dropout_forward_reference(out, mask, x, p, seed):
-    _check_dropout("numpy", out, mask, x, p)
-    mask[...] = dropout_mask_reference(x.shape, p, seed, x.dtype)
+    _check_dropout("numpy", out, mask, x, p, seed)
+    mask[...] = dropout_mask_reference(x.shape, p, _host_seed(seed), x.dtype)
     out[...] = x * mask
 
 
@@ -326,8 +352,8 @@ def bias_add_cpu(out, x, bias):
 
 @implements("dropout_forward", "cpu")
 def dropout_forward_cpu(out, mask, x, p, seed):
-    _check_dropout("cpu", out, mask, x, p)
-    _dropout_forward_cpu(_flat(out), _flat(mask), _flat(x), np.float32(p), np.int64(seed))
+    _check_dropout("cpu", out, mask, x, p, seed)
+    _dropout_forward_cpu(_flat(out), _flat(mask), _flat(x), np.float32(p), np.int64(_host_seed(seed)))
 
 
 @implements("multiply", "cpu")
@@ -398,8 +424,9 @@ def bias_add_kernel(out, x, bias):
         out[i, j] = x[i, j] + bias[j]
 
 
-@gpu_kernel("void(float32[::1], float32[::1], float32[::1], float32, int64)")
-def dropout_forward_kernel(out, mask, x, p, seed):
+@gpu_kernel("void(float32[::1], float32[::1], float32[::1], float32, int64[::1])")
+def dropout_forward_kernel(out, mask, x, p, seed_state):
+    seed = seed_state[0]  # from device memory: a replayed graph draws this step's mask
     keep_scale = float32(1.0) / (float32(1.0) - p)
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, stride):
@@ -479,9 +506,9 @@ def bias_add_cuda(out, x, bias, block=None, stream=0):
 
 @implements("dropout_forward", "cuda")
 def dropout_forward_cuda(out, mask, x, p, seed, block=None, stream=0):
-    _check_dropout("cuda", out, mask, x, p)
-    launch_1d(dropout_forward_kernel, x.size, block, stream)(_flat(out), _flat(mask), _flat(x), np.float32(p),
-                                                             np.int64(seed))
+    _check_dropout("cuda", out, mask, x, p, seed)
+    seed = _device_seed(seed, stream)
+    launch_1d(dropout_forward_kernel, x.size, block, stream)(_flat(out), _flat(mask), _flat(x), np.float32(p), seed)
 
 
 @implements("multiply", "cuda")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .launch import SIMULATOR
+from .launch import SIMULATOR, current_stream, stream_handle
 
 SOURCE = Path(__file__).resolve().parent / "cuda_c" / "gemm.cu"
 # version name (gemm's ``version=``) -> (kernel name in gemm.cu, block tile (rows, cols), threads per block)
@@ -181,9 +181,8 @@ def launch(version: str, out, a, b, m: int, n: int, k: int, alpha, beta, trans_a
 
     name, (tile_rows, tile_cols), block = VERSIONS[version]
     grid = (max(1, min(-(-n // tile_cols), 65535)), max(1, min(-(-m // tile_rows), 65535)))
-    numba_stream = stream if stream else cuda.default_stream()
-    core_stream = Stream.from_handle(int(numba_stream.handle.value if hasattr(numba_stream.handle, "value")
-                                         else numba_stream.handle))
+    numba_stream = stream or current_stream() or cuda.default_stream()  # the device's stream, as every launch
+    core_stream = Stream.from_handle(stream_handle(numba_stream))
     args = (ctypes.c_void_p(_pointer(out)), ctypes.c_void_p(_pointer(a)), ctypes.c_void_p(_pointer(b)),
             np.int32(m), np.int32(n), np.int32(k), np.float32(alpha), np.float32(beta), np.int32(trans_a),
             np.int32(trans_b), ctypes.c_void_p(_pointer(bias)), np.int32(has_bias), np.int32(act))

@@ -15,6 +15,7 @@ _EXPORTS = {
     "Add": "engine.graph",
     "fit": "engine.training",
     "evaluate": "engine.training",
+    "CapturedStep": "engine.cuda_graph",
     "save": "engine.checkpoint",
     "load": "engine.checkpoint",
     "load_classifier": "engine.inference",

@@ -37,8 +37,13 @@ def evaluate(model, loss_layer, dataset: Dataset, batch_size: int = 256) -> dict
 def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_size: int = 64,
         eval_data: Dataset | None = None, callbacks: list[Callable] = (), seed: int = 0,
         checkpoint: str | None = None, start_epoch: int = 0, allreduce: str = "overlap",
-        bucket_mb: float = 1.0) -> list[dict]:
+        bucket_mb: float = 1.0, cuda_graph: bool | None = None) -> list[dict]:
     """Train for ``epochs``; returns one record per epoch (loss, accuracy, samples/s, seconds).
+
+    ``cuda_graph``: capture each batch shape's whole step (forward, loss, backward, update) as one CUDA graph
+    and replay it (``engine.cuda_graph.CapturedStep``): the default on a real GPU (``None``), off in the
+    simulator and on the CPU unless asked (``True`` in the simulator emulates the graph; on the CPU it is an
+    error). Distributed training runs eagerly (its allreduce is host-driven).
 
     Each callback is called as ``callback(event, info)`` with event "batch" (after every step) or
     "epoch" (after every epoch, with the record).
@@ -63,28 +68,34 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
                                "the model": model_fingerprint(model), "the allreduce": (allreduce, bucket_mb)})
         world.broadcast_(dev, model.flat.data)  # every replica starts from rank 0's parameters
     reducer = make_reducer(world, model, allreduce, bucket_mb).attach() if world.distributed else None
+    graph_step = _graph_step(model, loss_layer, optimizer, cuda_graph, world.distributed)
     model.train()
     for epoch in range(start_epoch, start_epoch + epochs):
         start = time.perf_counter()
         seen, loss_sum = 0, 0.0
+        if graph_step is not None:
+            graph_step.reset_correct()
         for step, (xb, yb) in enumerate(batches(train_data, batch_size, seed=seed, epoch=epoch)):
             lo, hi = world.share(len(yb))  # the whole batch in a one-process world
-            if reducer is not None:  # backward starts each bucket's allreduce as soon as it is complete
-                reducer.begin((hi - lo) / len(yb))
-            if hi > lo:
-                logits = model.forward(stage(xb[lo:hi]))
-                loss = loss_layer.forward(logits, yb[lo:hi])  # raises FloatingPointError on NaN / inf
-                model.backward(loss_layer.backward())
-                labels = loss_layer.last_labels if isinstance(loss_layer, Loss) else None
-                counter.add(logits, labels, first=step == 0)
-            else:  # a final short batch can leave a rank without samples: it contributes zeros
-                loss = 0.0
-                dev.kernels.fill(model.flat.grad, 0.0)
-            if world.distributed:  # the global mean gradient and loss: each rank weighted by its share
-                share = (hi - lo) / len(yb)
-                reducer.wait()
-                loss = world.sum(loss * share)
-            optimizer.step()
+            if graph_step is not None:  # the whole step in one graph replay (its first batch of a shape: eager)
+                loss = graph_step.step(xb, yb)
+            else:
+                if reducer is not None:  # backward starts each bucket's allreduce as soon as it is complete
+                    reducer.begin((hi - lo) / len(yb))
+                if hi > lo:
+                    logits = model.forward(stage(xb[lo:hi]))
+                    loss = loss_layer.forward(logits, yb[lo:hi])  # raises FloatingPointError on NaN / inf
+                    model.backward(loss_layer.backward())
+                    labels = loss_layer.last_labels if isinstance(loss_layer, Loss) else None
+                    counter.add(logits, labels, first=step == 0)
+                else:  # a final short batch can leave a rank without samples: it contributes zeros
+                    loss = 0.0
+                    dev.kernels.fill(model.flat.grad, 0.0)
+                if world.distributed:  # the global mean gradient and loss: each rank weighted by its share
+                    share = (hi - lo) / len(yb)
+                    reducer.wait()
+                    loss = world.sum(loss * share)
+                optimizer.step()
             seen += len(yb)
             loss_sum += loss * len(yb)
             for callback in callbacks:
@@ -92,7 +103,8 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
                                    "total": len(train_data), "seconds": time.perf_counter() - start})
         dev.synchronize()
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": world.sum(counter.read()) / seen,
+        correct = graph_step.read_correct() if graph_step is not None else counter.read()
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": world.sum(correct) / seen,
                   "samples_per_s": seen / seconds, "seconds": seconds}
         if eval_data is not None:
             result = evaluate(model, loss_layer, eval_data)
@@ -109,9 +121,28 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
     return history
 
 
+def _graph_step(model, loss_layer, optimizer, cuda_graph, distributed):
+    """The CapturedStep fit runs when CUDA graphs are on (see fit's ``cuda_graph``), else None."""
+    dev = model.device
+    if cuda_graph is None:
+        cuda_graph = dev.name == "cuda" and not dev.simulator and not distributed and hasattr(
+            loss_layer, "forward_device")
+    if not cuda_graph:
+        return None
+    if dev.name != "cuda":
+        raise ValueError(f"fit: cuda_graph=True needs a cuda device, the model is on {dev!r}")
+    if distributed:
+        raise ValueError("fit: cuda_graph=True is for one process; distributed training runs eagerly")
+    from .cuda_graph import CapturedStep
+
+    return CapturedStep(model, loss_layer, optimizer)
+
+
 class _BatchStager:
     """Copies each NumPy batch into one device buffer per batch shape, reused every step, so a
-    steady-state GPU step allocates nothing (on the CPU the batch is used as it is)."""
+    steady-state GPU step allocates nothing (on the CPU the batch is used as it is). On a GPU the batch goes
+    through pinned host staging, copied asynchronously on the device's stream; the staging is rewritten only
+    at the next step, after that step's loss was read back (which waits for the copy)."""
 
     def __init__(self, dev):
         self.dev, self.buffers = dev, {}
@@ -119,11 +150,13 @@ class _BatchStager:
     def __call__(self, host: np.ndarray):
         if self.dev.name != "cuda":
             return self.dev.asarray(host)
-        host = np.ascontiguousarray(host, dtype=self.dev.float_dtype)
-        buf = self.buffers.get(host.shape)
-        if buf is None:
-            buf = self.buffers[host.shape] = self.dev.empty(host.shape)
-        buf.copy_to_device(host)
+        host = np.asarray(host)
+        pair = self.buffers.get(host.shape)
+        if pair is None:
+            pair = self.buffers[host.shape] = (self.dev.pinned_empty(host.shape), self.dev.empty(host.shape))
+        staging, buf = pair
+        np.copyto(staging, host, casting="same_kind")
+        self.dev.copy_from_host(buf, staging)
         return buf
 
 

@@ -13,9 +13,16 @@ class Optimizer:
 
     ``params`` are moved into one flat buffer (their ``.data``/``.grad`` become slices of it); set
     ``schedule`` to a function of the step index (e.g. ``cosine_lr``) to vary the learning rate.
+
+    What changes from step to step (the scheduled learning rate, Adam's bias corrections, SGD's first-step
+    flag) lives in device memory, in ``step_scalars`` (a few float32s the fused kernel reads), never in a
+    kernel argument: ``step()`` is ``begin_step()`` (host: count the step, apply the schedule, copy the new
+    scalars to the device on its stream) then the launch. While the device is captured into a CUDA graph
+    (``engine.cuda_graph``) ``step()`` only launches, and the replay calls ``begin_step()`` before each replay.
     """
 
     state_names: tuple[str, ...] = ()
+    kind = ""  # the kernel layer's name for the update (step_scalars' layout)
 
     def __init__(self, params, lr: float, **hyper):
         if lr <= 0:
@@ -27,13 +34,28 @@ class Optimizer:
         self.step_count = 0
         self.state = {name: self.device.zeros((self.flat.size,)) for name in self.state_names}
         self.schedule = None
+        k = self.device.kernels
+        self.step_scalars = self.device.zeros((len(k.step_scalars(self.kind or "sgd", 1.0)),))
+        self._scalars_host = np.zeros(self.step_scalars.shape, self.device.float_dtype)  # pageable: see begin_step
 
     def step(self) -> None:
         """One update of every parameter from its current ``.grad``."""
+        if not self.device.capturing:
+            self.begin_step()
+        self._update(self.device.kernels)
+
+    def begin_step(self) -> None:
+        """The host's part of a step: count it, apply the schedule, and copy this step's scalars (learning rate,
+        bias corrections) into ``step_scalars`` on the device's stream, ahead of the update that reads them.
+        The copy's source is pageable host memory, which the driver stages before the call returns, so the next
+        step may rewrite it at once."""
         self.step_count += 1
         if self.schedule is not None:
             self.lr = self.schedule(self.step_count - 1)
-        self._update(self.device.kernels)
+        if self.kind:  # a subclass without a kind reads self.lr in its own _update
+            self._scalars_host[...] = self.device.kernels.step_scalars(self.kind, self.lr, self.step_count,
+                                                                       **self.hyper)
+            self.device.copy_from_host(self.step_scalars, self._scalars_host)
 
     def _update(self, kernels) -> None:
         raise NotImplementedError

@@ -76,10 +76,16 @@ class Device:
         self.simulator = self.name == "cuda" and SIMULATOR
         self.kernels = get_backend(self.name)
         self.float_dtype = np.dtype(np.float64 if self.name == "numpy" else np.float32)
+        self.stream = None
         if self.name == "cuda":
             from numba import cuda
 
-            self._cuda = cuda
+            from cuda_kernels import launch
+
+            self._cuda, self._launch = cuda, launch
+            # One non-default stream for every launch, copy and fill (the legacy default stream cannot be
+            # captured into a CUDA graph); the kernel layer's launchers use it when given no stream.
+            self.stream = launch.device_stream()
 
     @property
     def cpu_threads(self) -> int:
@@ -124,7 +130,8 @@ class Device:
         host = np.ascontiguousarray(array, dtype=self._kernel_dtype(np.asarray(array).dtype))
         if self.name != "cuda":
             return host
-        return self._cuda.to_device(host)
+        self._launch.check_not_capturing("asarray copying a host array to the GPU")
+        return self._cuda.to_device(host, stream=self.stream)  # pageable source: safe to reuse at once
 
     def _import(self, obj):
         """Another library's array as a NumPy array (its memory, where it lives on the host) or, on a cuda
@@ -181,7 +188,9 @@ class Device:
         if isinstance(array, np.ndarray):
             return array
         if hasattr(array, "copy_to_host"):
-            return array.copy_to_host()
+            if self.name == "cuda":
+                self._launch.check_not_capturing("to_numpy reading the GPU")
+            return array.copy_to_host()  # stream 0: waits for the device's (blocking) stream
         raise TypeError(f"to_numpy: expected a NumPy or CUDA device array, got {type(array).__name__}")
 
     def empty(self, shape, dtype=None):
@@ -189,7 +198,8 @@ class Device:
         dtype = self.float_dtype if dtype is None else dtype
         if self.name != "cuda":
             return host_empty(shape, dtype)
-        return self._cuda.device_array(shape, dtype)
+        self._launch.check_not_capturing("Device.empty allocating")
+        return self._cuda.device_array(shape, dtype, stream=self.stream)
 
     def zeros(self, shape, dtype=None):
         """An array of zeros on this device, filled where it lives (no host buffer is copied over)."""
@@ -198,12 +208,51 @@ class Device:
             out = host_empty(shape, dtype)
             out.fill(0)
             return out
-        out = self._cuda.device_array(shape, dtype)
+        self._launch.check_not_capturing("Device.zeros allocating")
+        out = self._cuda.device_array(shape, dtype, stream=self.stream)
         if np.dtype(dtype) == np.float32:
             self.kernels.fill(out, 0.0)  # on the device: no host buffer, no transfer
         else:
-            out.copy_to_device(np.zeros(shape, dtype))
+            out.copy_to_device(np.zeros(shape, dtype), stream=self.stream)
         return out
+
+    # -- host staging and asynchronous copies (the batch, the labels, the loss) ----------------------
+    def pinned_empty(self, shape, dtype=None):
+        """A host array for staging copies to and from this device: page-locked on a GPU (so the copies run
+        asynchronously, by DMA), an aligned host array elsewhere. A staging buffer may be rewritten only once
+        the copies that read it have finished (after ``synchronize_stream`` or a read back that waits)."""
+        dtype = self.float_dtype if dtype is None else dtype
+        if self.name != "cuda":
+            return host_empty(shape, dtype)
+        self._launch.check_not_capturing("Device.pinned_empty allocating")
+        return self._cuda.pinned_array(shape, dtype)
+
+    def copy_from_host(self, out, host) -> None:
+        """out[...] = host, asynchronously on this device's stream (host: a staging array, same shape)."""
+        if self.name != "cuda":
+            out[...] = host
+            return
+        out.copy_to_device(host, stream=self.stream)
+
+    def copy_to_host_async(self, host, array) -> None:
+        """host[...] = array, enqueued on this device's stream; the values are there after
+        ``synchronize_stream()`` (host: a staging array from ``pinned_empty``)."""
+        if self.name != "cuda":
+            host[...] = array
+            return
+        self._launch.check_not_capturing("a copy to the host")
+        array.copy_to_host(host, stream=self.stream)
+
+    def synchronize_stream(self) -> None:
+        """Wait until everything enqueued on this device's stream has finished."""
+        if self.name == "cuda":
+            self.stream.synchronize()
+
+    @property
+    def capturing(self) -> bool:
+        """True while this device's stream is being captured into a CUDA graph (``engine.cuda_graph``): layers
+        and optimizers then launch only, leaving per-step host work (seeds, step scalars) to the replay."""
+        return self.name == "cuda" and self._launch.capturing()
 
     def owns(self, array) -> bool:
         """True when ``array`` lives on this device."""
@@ -228,7 +277,7 @@ class Device:
     def copy(self, out, x) -> None:
         """out[...] = x on this device (same shape), without a round trip through the host."""
         if self.name == "cuda":
-            out.copy_to_device(x)
+            self._launch.record_or_run("copy", lambda: out.copy_to_device(x, stream=self.stream))
         else:
             out[...] = x
 

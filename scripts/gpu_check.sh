@@ -31,7 +31,8 @@ declare -a NAMES STATUS ELAPSED
 started=$(date +%s)
 
 TOTAL_LIMIT=${TOTAL_LIMIT:-400}  # seconds for all steps together: the summary always gets printed in time
-# ONLY=bench,train reruns some steps (keys: versions,tests,bench,ladder,launch,memcheck,racecheck,synccheck,train)
+# ONLY=bench,train reruns some steps (keys: versions,tests,bench,ladder,graph,launch,memcheck,racecheck,synccheck,
+# train)
 ONLY=${ONLY:-}
 # what the bench step times: a rerun that follows up on GPU rows alone can skip the CPU (BENCH_DEVICE=cuda)
 BENCH_DEVICE=${BENCH_DEVICE:-all}
@@ -103,6 +104,15 @@ if [ "$DRY" = 1 ]; then
 else
   step ladder "gemm ladder vs cuBLAS + SASS facts" 150 gemm-ladder.log $PY scripts/gemm_ladder_gpu.py \
     --out "$LOGDIR/gemm-ladder.json"
+fi
+
+# the whole training step as one CUDA graph (issue #18): replayed == eager (cosine, dropout, Adam), then ms/step
+# for LeNet b64/b256 and MLP b256/b1024: tilegrad eager/graph vs PyTorch eager/graph (graph-step.json, in the tar)
+if [ "$DRY" = 1 ]; then
+  step graph "cuda graph step (skipped: dry run)" 5 graph-step.log echo "the graph step times a real GPU only"
+else
+  step graph "cuda graph step vs torch" 90 graph-step.log $PY scripts/graph_step_gpu.py \
+    --out "$LOGDIR/graph-step.json"
 fi
 
 # its JSON line alone in the .json (numba-cuda's warnings go to the .log)

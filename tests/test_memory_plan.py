@@ -1,6 +1,8 @@
 """The memory plan, counted rather than assumed: after the first step for a batch shape, a training step
-on the CUDA device allocates nothing on the device and moves only the input batch and the labels to
-the device and the scalar loss back (the simulator here, the GPU in the gpu tier)."""
+on the CUDA device allocates nothing on the device and moves only the input batch, the labels and the
+optimizer's step scalars (learning rate, bias corrections: read from device memory so that a CUDA graph can
+replay the step) to the device and the scalar loss back (the simulator here, the GPU in the gpu tier);
+eagerly or replayed as a CUDA graph."""
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from engine.data import Dataset
 
 
 @pytest.mark.gpu
-def test_steady_state_cuda_step_allocates_nothing_and_copies_only_batch_labels_loss(monkeypatch):
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_steady_state_cuda_step_allocates_nothing_and_copies_only_batch_labels_loss(monkeypatch, cuda_graph):
     from numba import cuda
 
     events = []
@@ -37,9 +40,10 @@ def test_steady_state_cuda_step_allocates_nothing_and_copies_only_batch_labels_l
             events.clear()
 
     fit(model, L.SoftmaxCrossEntropy(), O.Adam(model.parameters(), lr=1e-2), data, epochs=1, batch_size=8,
-        callbacks=[mark])
+        callbacks=[mark], cuda_graph=cuda_graph)
     assert len(per_step) == 3
     first, *steady = per_step
     assert "device_array" in first or "to_device" in first  # the first step plans the buffers
     for step in steady:
-        assert sorted(step) == ["copy_to_device", "copy_to_device", "copy_to_host"], step  # batch, labels; loss
+        # batch, labels, step scalars; the loss
+        assert sorted(step) == ["copy_to_device"] * 3 + ["copy_to_host"], step
