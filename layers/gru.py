@@ -16,17 +16,14 @@ are then one GEMM (or column sum) each over all T steps.
 
 from __future__ import annotations
 
-import numpy as np
-
 from runtime.device import Device
 
-from .base import Layer, Parameter, positive_int, uniform_init
-from .lstm import load_initial_state
+from .lstm import GatedRecurrent, load_initial_state
 
 GATES = 3
 
 
-class GRU(Layer):
+class GRU(GatedRecurrent):
     """GRU, batch-first: (batch, time, input_size) -> every hidden state (batch, time, hidden_size);
     PyTorch's ``nn.GRU(input_size, hidden_size, batch_first=True)`` with one layer.
 
@@ -35,17 +32,10 @@ class GRU(Layer):
     (PyTorch's has a leading num_layers axis of 1).
     """
 
+    gates = GATES
+
     def __init__(self, input_size: int, hidden_size: int, device: Device | str = "cpu", seed: int = 0):
-        super().__init__()
-        self.device = device if isinstance(device, Device) else Device(device)
-        self.input_size = input_size = positive_int("GRU", "input_size", input_size)
-        self.hidden_size = hidden_size = positive_int("GRU", "hidden_size", hidden_size)
-        rng = np.random.default_rng(seed)
-        h, g = hidden_size, GATES * hidden_size
-        self.weight_ih = Parameter(uniform_init(rng, (g, input_size), h), self.device, "weight_ih")
-        self.weight_hh = Parameter(uniform_init(rng, (g, h), h), self.device, "weight_hh")
-        self.bias_ih = Parameter(uniform_init(rng, (g,), h), self.device, "bias_ih")
-        self.bias_hh = Parameter(uniform_init(rng, (g,), h), self.device, "bias_hh")
+        super().__init__(input_size, hidden_size, device, seed)
         self._given = False  # whether the last forward got h0
         self._initial_grad = None
 
@@ -123,8 +113,3 @@ class GRU(Layer):
         """dh0 after backward, when the last forward was given h0 (else None)."""
         return self._initial_grad
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
-
-    def config(self):
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size}

@@ -43,7 +43,32 @@ def load_initial_state(layer, dev: Device, out, value, name: str) -> None:
     dev.kernels.scale(out, value, 1.0)
 
 
-class LSTM(Layer):
+class GatedRecurrent(Layer):
+    """What LSTM and GRU share: PyTorch's parameters ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``
+    and ``bias_hh`` (G*H,) for G = ``gates`` gates, initialized as PyTorch does, U(-1/sqrt(H), 1/sqrt(H))."""
+
+    gates = 0
+
+    def __init__(self, input_size: int, hidden_size: int, device: Device | str = "cpu", seed: int = 0):
+        super().__init__()
+        name = type(self).__name__
+        self.device = device if isinstance(device, Device) else Device(device)
+        self.input_size = input_size = positive_int(name, "input_size", input_size)
+        self.hidden_size = h = positive_int(name, "hidden_size", hidden_size)
+        rng, g = np.random.default_rng(seed), self.gates * h
+        self.weight_ih = Parameter(uniform_init(rng, (g, input_size), h), self.device, "weight_ih")
+        self.weight_hh = Parameter(uniform_init(rng, (g, h), h), self.device, "weight_hh")
+        self.bias_ih = Parameter(uniform_init(rng, (g,), h), self.device, "bias_ih")
+        self.bias_hh = Parameter(uniform_init(rng, (g,), h), self.device, "bias_hh")
+
+    def parameters(self):
+        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+
+    def config(self):
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size}
+
+
+class LSTM(GatedRecurrent):
     """LSTM, batch-first: (batch, time, input_size) -> every hidden state (batch, time, hidden_size);
     PyTorch's ``nn.LSTM(input_size, hidden_size, batch_first=True)`` with one layer.
 
@@ -52,17 +77,10 @@ class LSTM(Layer):
     (PyTorch's have a leading num_layers axis of 1).
     """
 
+    gates = GATES
+
     def __init__(self, input_size: int, hidden_size: int, device: Device | str = "cpu", seed: int = 0):
-        super().__init__()
-        self.device = device if isinstance(device, Device) else Device(device)
-        self.input_size = input_size = positive_int("LSTM", "input_size", input_size)
-        self.hidden_size = hidden_size = positive_int("LSTM", "hidden_size", hidden_size)
-        rng = np.random.default_rng(seed)
-        h, g = hidden_size, GATES * hidden_size
-        self.weight_ih = Parameter(uniform_init(rng, (g, input_size), h), self.device, "weight_ih")
-        self.weight_hh = Parameter(uniform_init(rng, (g, h), h), self.device, "weight_hh")
-        self.bias_ih = Parameter(uniform_init(rng, (g,), h), self.device, "bias_ih")
-        self.bias_hh = Parameter(uniform_init(rng, (g,), h), self.device, "bias_hh")
+        super().__init__(input_size, hidden_size, device, seed)
         self._given = (False, False)  # whether the last forward got h0, c0
         self._initial_grads = None
 
@@ -151,8 +169,3 @@ class LSTM(Layer):
         one it was not given, or before backward)."""
         return self._initial_grads if self._initial_grads is not None else (None, None)
 
-    def parameters(self):
-        return [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
-
-    def config(self):
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size}
