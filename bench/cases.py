@@ -222,7 +222,8 @@ def rnn_cases(quick: bool) -> Iterator[Case]:
         yield Case("rnn", f"{name} forward+BPTT b{n} T{t_gated} {i}->{h}",
                    {"cpu": ["gemm+fused cell"], "cuda": ["gemm+fused cell"]}, setup_for(cls, x_g, dy_g),
                    flops=gates * 3 * 2.0 * n * t_gated * h * (i + h),
-                   bytes=4.0 * 3 * t_gated * (n * (i + 2 * gates * h + 4 * h) + gates * h * (i + h)))
+                   bytes=4.0 * 3 * t_gated * (n * (i + 2 * gates * h + 4 * h) + gates * h * (i + h)),
+                   peer={"kind": name, "x": x_g, "dy": dy_g, "h": h})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -266,6 +267,14 @@ TRAIN_CASES = [("lenet-5 b64", "lenet", 64), ("lenet-5 b256", "lenet", 256), ("m
                ("mlp 784-256-256-10 b1024", "mlp", 1024)]  # --quick runs every other one
 
 
+TRAIN_CPU_IMPL = "fwd+bwd+adam"
+# On a GPU: "eager", one Python launch per kernel (the batch copied over, the loss read back), and "graph", the
+# same step captured once as a CUDA graph and replayed (engine.cuda_graph.CapturedStep: the batch staged, one
+# graph launch, the loss read back). The PyTorch peers run the same two ways (bench/peers.py).
+TRAIN_CUDA_IMPLS = ["eager", "graph"]
+TRAIN_PEER_IMPLS_BY_DEVICE = {"cpu": ["eager"], "cuda": ["eager", "graph"]}
+
+
 def train_cases(quick: bool) -> Iterator[Case]:
     import layers as L
     import optim as O
@@ -286,18 +295,34 @@ def train_cases(quick: bool) -> Iterator[Case]:
             X = dev.asarray(x)
             state = {}
 
-            def run():
-                state["loss"] = ce.forward(model.forward(X), y)
-                model.backward(ce.backward())
-                opt.step()
+            if impl == "graph":
+                from engine.cuda_graph import CapturedStep
+
+                captured = CapturedStep(model, ce, opt, count_correct=False)
+                captured.step(x, y)  # the first batch runs eagerly and is captured: outside the timed calls
+
+                def run():
+                    state["loss"] = captured.step(x, y)
+            elif impl == "eager":
+                def run():  # as the graph step does: the batch over from the host, the loss back
+                    dev.copy_from_host(X, x)
+                    state["loss"] = ce.forward(model.forward(X), y)
+                    model.backward(ce.backward())
+                    opt.step()
+            else:
+                def run():
+                    state["loss"] = ce.forward(model.forward(X), y)
+                    model.backward(ce.backward())
+                    opt.step()
 
             def check():  # the first step's loss, from the untouched initial weights, against float64
                 fresh, fresh_ce = build(dev), L.SoftmaxCrossEntropy()
                 return abs(fresh_ce.forward(fresh.forward(X), y) - loss_ref) / abs(loss_ref)
             return run, check
 
-        yield Case("train", name, {"cpu": ["fwd+bwd+adam"], "cuda": ["fwd+bwd+adam"]}, setup,
-                   extra={"batch": batch}, peer={"kind": "train", "model": model_name, "x": x, "y": y})
+        yield Case("train", name, {"cpu": [TRAIN_CPU_IMPL], "cuda": list(TRAIN_CUDA_IMPLS)}, setup,
+                   extra={"batch": batch}, peer={"kind": "train", "model": model_name, "x": x, "y": y,
+                                                 "impls": TRAIN_PEER_IMPLS_BY_DEVICE})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -61,20 +61,40 @@ def _worker(request: str, answer: str) -> None:
                 continue
             target = torch.device("cuda" if dev_name == "cuda" else "cpu")
             torch.set_num_threads(job["threads"])
-            run, check = _peer(job["peer"], target)
-            sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
+            for impl in peer_impls(job["peer"], target.type):
+                run, check = _peer(job["peer"], target, impl)
+                sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
 
-            def timed(run=run, sync=sync):
-                run()
-                sync()
+                def timed(run=run, sync=sync):
+                    run()
+                    sync()
 
-            # wall clock around a synchronized call; as many samples as our rows take (runner.MIN_TIME_S)
-            first, median = time_calls(timed, "cpu", 10, 2.0, min_time_s=job.get("min_time_s", 0.0))
-            timings.append({"index": job["index"], "device": f"torch-{target.type}",
-                            "threads": job["threads"] if target.type == "cpu" else None,
-                            "first_ms": first, "median_ms": median, "max_rel_err": check()})
+                # wall clock around a synchronized call; as many samples as our rows take (runner.MIN_TIME_S)
+                first, median = time_calls(timed, "cpu", 10, 2.0, min_time_s=job.get("min_time_s", 0.0))
+                timings.append({"index": job["index"], "device": f"torch-{target.type}", "impl": impl,
+                                "threads": job["threads"] if target.type == "cpu" else None,
+                                "first_ms": first, "median_ms": median, "max_rel_err": check()})
     with open(answer, "wb") as f:
         pickle.dump(timings, f)
+
+
+PEER_IMPL = "torch"  # the impl name of a peer row whose kind runs one way
+TRAIN_PEER_IMPLS = ("eager", "graph")  # the train kind: eager, or the whole step as one CUDA graph (cuda only)
+
+
+def peer_impls(spec: dict, device_type: str) -> list[str]:
+    """The ways the peer runs ``spec`` on a torch device type ("cpu" or "cuda"): ``spec["impls"]`` for that type
+    (checked: the train kind knows "eager" and "graph", a graph on CUDA only), else the one PEER_IMPL."""
+    impls = (spec.get("impls") or {}).get(device_type)
+    if impls is None:
+        return [PEER_IMPL]
+    known = TRAIN_PEER_IMPLS if spec["kind"] == "train" else (PEER_IMPL,)
+    for impl in impls:
+        if impl not in known:
+            raise ValueError(f"peer {spec['kind']!r}: unknown impl {impl!r} (known: {', '.join(known)})")
+        if impl == "graph" and device_type != "cuda":
+            raise ValueError(f"peer {spec['kind']!r}: impl 'graph' (a CUDA graph) runs on cuda only, not {device_type}")
+    return list(impls)
 
 
 def _t(array, device, grad=False):
@@ -83,7 +103,7 @@ def _t(array, device, grad=False):
     return torch.tensor(np.ascontiguousarray(array), device=device, requires_grad=grad)
 
 
-def _peer(spec: dict, device):
+def _peer(spec: dict, device, impl: str = PEER_IMPL):
     import torch
     import torch.nn.functional as F
 
@@ -121,9 +141,10 @@ def _peer(spec: dict, device):
         ops = {"relu": lambda: torch.clamp_min(x, 0.0, out=out), "tanh": lambda: torch.tanh(x, out=out),
                "add": lambda: torch.add(x, y, out=out)}
         return ops[spec["name"]], lambda: None
-    if kind == "rnn":
+    if kind in ("rnn", "lstm", "gru"):
         x, dy = _t(spec["x"], device, True), _t(spec["dy"], device)
-        rnn = torch.nn.RNN(x.shape[2], spec["h"], batch_first=True).to(device)
+        cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+        rnn = cls(x.shape[2], spec["h"], batch_first=True).to(device)
 
         def run():
             y, _ = rnn(x)
@@ -135,16 +156,51 @@ def _peer(spec: dict, device):
         opt = _torch_optimizer(spec["name"], [p])
         return opt.step, lambda: None
     if kind == "train":
-        model = _torch_model(spec["model"]).to(device)
+        return _train_peer(spec, device, impl)
+    raise ValueError(f"unknown peer kind {kind!r}")
+
+
+def _train_peer(spec: dict, device, impl: str):
+    """A training step (forward, cross-entropy, backward, Adam) with the loss read back every step: "eager", or
+    "graph", the whole step captured once as a CUDA graph and replayed (static inputs, Adam capturable; as
+    shared/anchors/torch_graph_step.py)."""
+    import torch
+    import torch.nn.functional as F
+
+    model = _torch_model(spec["model"]).to(device)
+    x, y = _t(spec["x"], device), torch.tensor(spec["y"], device=device)
+    if impl == "eager":
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, y = _t(spec["x"], device), torch.tensor(spec["y"], device=device)
 
         def run():
             opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return run, lambda: None
+    if impl != "graph" or device.type != "cuda":
+        raise ValueError(f"train peer: impl {impl!r} on {device.type} (graph runs on cuda only)")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graphs asks before a capture
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             opt.step()
-        return run, lambda: None
-    raise ValueError(f"unknown peer kind {kind!r}")
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    def replay():
+        graph.replay()
+        return loss.item()
+    return replay, lambda: None
 
 
 def _err(tensor, ref) -> float:

@@ -148,8 +148,8 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
             if progress:
                 progress(index, len(cases), f"{case.op}: PyTorch peers (in a separate process)")
             for t in run_peers(peer_jobs):
-                rows.append(_measured(cases[t["index"]], t["device"], "torch", t["threads"], t["first_ms"],
-                                      t["median_ms"], t["max_rel_err"]))
+                rows.append(_measured(cases[t["index"]], t["device"], t.get("impl", "torch"), t["threads"],
+                                      t["first_ms"], t["median_ms"], t["max_rel_err"]))
             peer_jobs = []
 
 
@@ -287,7 +287,9 @@ def _derive(rows: list[dict], ceilings: dict) -> None:
             if cpu:
                 row["speedup_vs_cpu"] = min(cpu) / row["median_ms"]
         peer_device = "torch-cuda" if row["device"] == "cuda" else "torch-cpu"
-        peers = [r["median_ms"] for r in same if r["device"] == peer_device]
+        peer_rows = [r for r in same if r["device"] == peer_device]
+        # a peer run the same way (train: eager against eager, graph against graph) when there is one, else its best
+        peers = [r["median_ms"] for r in peer_rows if r["impl"] == row["impl"]] or [r["median_ms"] for r in peer_rows]
         if peers:
             row["vs_peer"] = min(peers) / row["median_ms"]
         if row["device"] == "cpu" and row["impl"] != NUMPY_BLAS:  # against NumPy's BLAS on as many threads

@@ -9,7 +9,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "profile", help="per-layer forward and backward time of one training step",
         description="Time each layer's forward and backward, the loss and the optimizer step "
-                    "of a training step (device synchronized around each part).")
+                    "of a training step (on a CPU: synchronized around each part; on a cuda device: host time of "
+                    "each Python call and GPU time from CUDA events, launch-bound parts marked).")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="lenet")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps")
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import layers as L
     from engine import Device
-    from engine.profiler import profile_step, random_batch
+    from engine.profiler import launch_bound_note, profile_step, random_batch
     from engine.recipes import build_model, build_optimizer
 
     dev = Device(args.device or "auto")
@@ -35,19 +36,34 @@ def run(args) -> int:
     model = build_model(args.model, dev, x)
     optimizer = build_optimizer("adam", model.parameters(), None, args.model)
     rows = profile_step(model, L.SoftmaxCrossEntropy(), optimizer, x, y, steps=args.steps)
+    note = launch_bound_note(rows)
     if args.json:
-        write_json(args.json, {"model": args.model, "device": repr(dev), "batch_size": args.batch_size, "parts": rows})
+        write_json(args.json, {"model": args.model, "device": repr(dev), "batch_size": args.batch_size, "parts": rows,
+                               **({"note": note} if note else {})})
     from rich.table import Table
 
+    split = "host_ms" in rows[-1]  # a cuda device: host time and GPU time apart
     shape = f" ({x.shape[1]} inputs)" if args.model == "mlp" else ""
+    how = "host: the Python call, GPU: CUDA events on the stream" if split else "synchronized"
     table = Table(title=f"one training step of {args.model}{shape}, batch {args.batch_size}, on {dev!r} "
-                        f"(median of {args.steps} steps, synchronized)", title_justify="left")
+                        f"(median of {args.steps} steps, {how})", title_justify="left")
     table.add_column("part")
-    table.add_column("ms", justify="right")
+    if split:
+        table.add_column("host ms", justify="right")
+        table.add_column("GPU ms", justify="right")
+        table.add_column("bound", justify="left")
+    else:
+        table.add_column("ms", justify="right")
     table.add_column("% of step", justify="right")
     table.add_column("", justify="left")
     for r in rows:
-        table.add_row(r["part"], f"{r['median_ms']:.3f}", f"{r['percent']:.1f}",
-                      "" if r["part"].startswith("total") else "█" * int(round(r["percent"] / 2)))
+        bar = "" if r["part"].startswith("total") else "█" * int(round(r["percent"] / 2))
+        if split:
+            gpu = "–" if r["gpu_ms"] is None else f"{r['gpu_ms']:.3f}"
+            table.add_row(r["part"], f"{r['host_ms']:.3f}", gpu, r["bound"] or "–", f"{r['percent']:.1f}", bar)
+        else:
+            table.add_row(r["part"], f"{r['median_ms']:.3f}", f"{r['percent']:.1f}", bar)
     console().print(table)
+    if note:
+        console().print(note, soft_wrap=True, highlight=False, markup=False)
     return 0
