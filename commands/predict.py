@@ -40,10 +40,17 @@ def _load_npy(option: str, path):
 
     if not Path(path).is_file():
         raise CliError(f"{option} {path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    # say what the file is instead of NumPy's advice (its allow_pickle hint misleads for a text file)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        kind = ("the file is empty" if not magic else "it looks like text" if magic.isascii()
+                else "unrecognized contents")
+        raise CliError(f"{option} {path}: not a NumPy .npy array ({kind}; write one with np.save)")
     try:
         value = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise CliError(f"{option} {path}: not a NumPy .npy array ({str(exc).splitlines()[0]})") from None
+        raise CliError(f"{option} {path}: a damaged .npy array ({str(exc).splitlines()[0]})") from None
     if not isinstance(value, np.ndarray):
         value.close()
         raise CliError(f"{option} {path}: an .npz archive, not one .npy array (np.save writes one)")

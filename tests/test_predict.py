@@ -139,6 +139,8 @@ def test_bad_checkpoints_and_files_are_one_line(trained, tmp_path, capsys):
     save(tmp_path / "regressor.npz", Sequential(L.Dense(4, 1, device=Device("cpu"))))
     save(tmp_path / "features.npz", Sequential(L.Conv2D(1, 4, 3, device=Device("cpu"))))
     save(tmp_path / "mnist_mlp.npz", mlp(Device("cpu"), in_features=784))
+    (tmp_path / "text.json").write_text('{"not": "an array"}')
+    (tmp_path / "empty.npy").write_bytes(b"")
     cases = [
         (("--checkpoint", str(tmp_path / "plain.npz"), "--dataset", "digits"), "not a tilegrad checkpoint"),
         (("--checkpoint", str(tmp_path / "x.npy"), "--dataset", "digits"), "not a tilegrad checkpoint"),
@@ -148,6 +150,8 @@ def test_bad_checkpoints_and_files_are_one_line(trained, tmp_path, capsys):
         (("--checkpoint", str(tmp_path / "mnist_mlp.npz"), "--dataset", "digits"), "expects inputs of shape (N, 784)"),
         (("--checkpoint", str(ckpt), "--input", str(tmp_path / "plain.npz")), "not one .npy array"),
         (("--checkpoint", str(ckpt), "--input", str(tmp_path / "nothing.npy")), "no such file"),
+        (("--checkpoint", str(ckpt), "--input", str(tmp_path / "text.json")), "not a NumPy .npy array (it looks"),
+        (("--checkpoint", str(ckpt), "--input", str(tmp_path / "empty.npy")), "not a NumPy .npy array (the file"),
         (("--checkpoint", str(ckpt), "--dataset", "digits", "--output", str(tmp_path / "p.npy")),
          "end the name in .npz"),
         (("--checkpoint", str(ckpt), "--dataset", "digits", "--labels", str(tmp_path / "x.npy")),
