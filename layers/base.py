@@ -59,10 +59,11 @@ def _guard_forward(forward):
     """Checks around every layer's forward: an array comes in; the output's shape is kept for backward."""
     @functools.wraps(forward)
     def checked_forward(self, *args, **kwargs):
-        if args:
+        # on every step of every layer: attribute lookups only, the messages are built on failure
+        if args and getattr(args[0], "shape", None) is None:
             _check_array_argument(self, "forward", args[0], "its input")
         out = forward(self, *args, **kwargs)
-        self._out_shape = tuple(out.shape) if hasattr(out, "shape") else None
+        self._out_shape = getattr(out, "shape", None)
         if _FINITE_CHECK[0]:
             _check_finite_values(self, "forward", "output", out)
         return out
@@ -78,11 +79,13 @@ def _guard_backward(backward):
         if out_shape is _NOT_RUN:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward: run forward on a batch first")
         dy = args[0] if args else kwargs.get("dy")
-        if out_shape is not None and dy is not None and not np.isscalar(dy):
-            _check_array_argument(self, "backward", dy, "dy")
-            if tuple(dy.shape) != out_shape:
-                raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {out_shape} (the shape "
-                                 f"forward returned), got {tuple(dy.shape)}")
+        if out_shape is not None and dy is not None and not isinstance(dy, (int, float)):
+            dy_shape = getattr(dy, "shape", None)
+            if dy_shape is None:
+                _check_array_argument(self, "backward", dy, "dy")
+            if tuple(dy_shape) != tuple(out_shape):
+                raise ValueError(f"{type(self).__name__}.backward: expected dy of shape {tuple(out_shape)} (the "
+                                 f"shape forward returned), got {tuple(dy_shape)}")
         grads = backward(self, *args, **kwargs)
         if _FINITE_CHECK[0]:
             for i, g in enumerate(grads if isinstance(grads, tuple) else (grads,)):
