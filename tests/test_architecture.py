@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom to top. A module may import its own package and any package on a lower floor, nothing else.
 FLOORS = [
     ("ground floor", {"hardware"}),
+    ("simulator checker", {"sanitizer"}),
     ("kernel layer", {"cuda_kernels"}),
     ("runtime", {"runtime"}),
     ("layers and optimizers", {"layers", "optim"}),
