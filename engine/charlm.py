@@ -29,26 +29,40 @@ class SequenceCrossEntropy(SoftmaxCrossEntropy):
     """``SoftmaxCrossEntropy`` over every time step: logits (N*T, C), one row per step as ``FlattenTime`` lays
     them out, and labels (N, T); the mean over all N*T characters. It also counts its correct predictions
     (``take_accuracy``), per character: ``fit``'s own count is per sample (here a window), so for this loss
-    ``last_labels`` is None and fit counts nothing."""
+    ``last_labels`` is None and fit counts nothing.
+
+    Everything it does on the device also works inside a step captured as a CUDA graph (labels (N, T) on the
+    device are viewed as (N*T,), the count always accumulates into a device counter that ``take_accuracy``
+    zeroes); ``begin_step`` is the host's share of each replayed step (the characters it will count)."""
 
     def __init__(self):
         super().__init__()
         self._correct = None
         self._seen = 0
+        self._rows = 0  # characters per step, as the last forward saw them
 
-    def forward(self, logits, labels) -> float:
-        """The mean cross-entropy per character of ``logits`` (N*T, C) against ``labels`` (N, T)."""
+    def forward_device(self, logits, labels):
+        """The mean cross-entropy per character as a (1,) device array; labels (N, T) on the host or the device."""
         dev = self.device_for(logits)
-        host = labels if isinstance(labels, np.ndarray) else np.asarray(dev.to_numpy(labels))
-        value = super().forward(logits, np.ascontiguousarray(host).reshape(-1))
+        if isinstance(labels, np.ndarray):
+            labels = np.ascontiguousarray(labels).reshape(-1)
+        elif len(labels.shape) != 1:
+            labels = labels.reshape(labels.size)  # a view of the device buffer: nothing copied
+        loss = super().forward_device(logits, labels)
         n = logits.shape[0]
         if self._correct is None or not dev.owns(self._correct):
             self._correct, self._seen = dev.zeros((1,), np.int32), 0
         predicted = self._buffer(dev, "predicted", (n,), np.int32)
         dev.kernels.argmax_rows(predicted, logits)
-        dev.kernels.count_equal(self._correct, predicted, self._labels, accumulate=self._seen > 0)
-        self._seen += n
-        return value
+        dev.kernels.count_equal(self._correct, predicted, self._labels, accumulate=True)
+        self._rows = n
+        if not dev.capturing:  # a captured step counts its characters in begin_step, before each replay
+            self._seen += n
+        return loss
+
+    def begin_step(self) -> None:
+        """Before a replayed graph step: it will count ``N*T`` more characters, as its capture did."""
+        self._seen += self._rows
 
     @property
     def last_labels(self):
@@ -57,11 +71,12 @@ class SequenceCrossEntropy(SoftmaxCrossEntropy):
 
     def take_accuracy(self) -> float:
         """The fraction of characters predicted right since the last call (one copy from the device), then
-        starts counting again; 0.0 when nothing was counted."""
+        starts counting again from zero; 0.0 when nothing was counted."""
         if self._correct is None or not self._seen:
             return 0.0
         correct, seen = int(self._dev.to_numpy(self._correct)[0]), self._seen
-        self._seen = 0  # the next forward's count overwrites the counter
+        self._dev.copy_from_host(self._correct, np.zeros(1, np.int32))
+        self._seen = 0
         return correct / seen
 
 

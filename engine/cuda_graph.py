@@ -7,17 +7,19 @@ launches replay in about 41 µs (H200, shared/anchors/gpu_graph_probe.py).
 
 How. ``CapturedStep(model, loss_layer, optimizer).step(xb, yb)`` for each batch:
 
-1. The batch and its labels go into pinned host staging (labels checked against the class count on the
-   host), then into static device buffers with asynchronous copies on the device's stream. One set of
-   buffers per batch shape.
+1. The batch and its labels go into pinned host staging (labels, of any shape, checked against the class
+   count on the host; a model that reads ids, an Embedding first, has them checked by that layer's
+   ``check_ids`` and staged as int32), then into static device buffers with asynchronous copies on the
+   device's stream. One set of buffers per batch shape.
 2. The first batch of a shape runs eagerly: it allocates every layer buffer, compiles every kernel and
    checks the shapes. Then the same step is captured (``cuda_kernels.launch.begin_capture``: the driver's
    stream capture on a GPU; a recording of every launch, with its arguments by value, in the simulator)
    with nothing allocated and nothing read back (``Device.empty``/``zeros`` raise during a capture).
 3. Every later batch of that shape: the host's per-step work first, outside the graph (the optimizer's
    ``begin_step``: step count, schedule, bias corrections copied into its ``step_scalars``; each Dropout's
-   ``begin_step``: the next seed copied into its seed buffer), then one replay, then the loss back as one
-   4-byte copy (and the same finiteness check as an eager step).
+   ``begin_step``: the next seed copied into its seed buffer; a loss with a ``begin_step``, such as the
+   character model's per-character count), then one replay, then the loss back as one 4-byte copy (and the
+   same finiteness check as an eager step).
 
 Everything that changes between steps is read by the kernels from device memory (the staged batch, the
 step scalars, the seeds), never frozen into a captured argument: replayed steps give the parameters eager
@@ -37,6 +39,13 @@ from layers.losses import check_loss
 from runtime.device import host_device
 
 
+def _first_layer(model):
+    """The layer that reads the model's input: the first leaf under ``model``'s ``layers``."""
+    while isinstance(getattr(model, "layers", None), (list, tuple)) and model.layers:
+        model = model.layers[0]
+    return model
+
+
 def _stateful_layers(model) -> list:
     """Every layer under ``model`` whose training forward draws per-step state (a Dropout's mask seed)."""
     found, stack = [], [model]
@@ -53,13 +62,15 @@ def _stateful_layers(model) -> list:
 class _ShapeStep:
     """The static buffers, the graph and the loss read-back of one batch shape."""
 
-    def __init__(self, dev, x_shape, y_shape, integer_labels: bool):
-        self.x_host, self.x = dev.pinned_empty(x_shape), dev.empty(x_shape)
+    def __init__(self, dev, x_shape, y_shape, integer_labels: bool, id_input: bool):
+        x_dtype = np.int32 if id_input else dev.float_dtype
+        self.x_host, self.x = dev.pinned_empty(x_shape, x_dtype), dev.empty(x_shape, x_dtype)
         y_dtype = np.int32 if integer_labels else dev.float_dtype
         self.y_host, self.y = dev.pinned_empty(y_shape, y_dtype), dev.empty(y_shape, y_dtype)
         self.loss_host = dev.pinned_empty((1,))
         self.integer_labels = integer_labels
-        self.pred = dev.empty((x_shape[0],), np.int32) if integer_labels else None
+        # correct predictions are counted per sample: one integer label per row of the batch
+        self.pred = dev.empty((x_shape[0],), np.int32) if integer_labels and len(y_shape) == 1 else None
         self.classes = None  # known after the first forward
         self.graph = None
         self.loss = None  # the loss layer's (1,) device buffer the graph writes
@@ -87,6 +98,7 @@ class CapturedStep:
         self.model, self.loss_layer, self.optimizer, self.dev = model, loss_layer, optimizer, dev
         self.count_correct, self.max_graphs = bool(count_correct), int(max_graphs)
         self._shapes: dict[tuple, _ShapeStep] = {}
+        self._check_ids = getattr(_first_layer(model), "check_ids", None)  # an Embedding reads the input
         self.correct = dev.zeros((1,), np.int32)
         self._counted = False
         self.replays = 0  # steps replayed from a graph (the others ran eagerly: first of a shape, or over max)
@@ -98,8 +110,12 @@ class CapturedStep:
         key = (xb.shape, yb.shape, bool(self.model.training))
         entry = self._shapes.get(key)
         if entry is None:
-            entry = self._shapes[key] = _ShapeStep(self.dev, xb.shape, yb.shape, yb.dtype.kind in "iub")
-        np.copyto(entry.x_host, xb, casting="same_kind")  # the last step's copies are done: it read its loss
+            entry = self._shapes[key] = _ShapeStep(self.dev, xb.shape, yb.shape, yb.dtype.kind in "iub",
+                                                   self._check_ids is not None)
+        if self._check_ids is not None:  # ids checked on the host, since the graph reads nothing back
+            entry.x_host.reshape(-1)[...] = self._check_ids(xb)
+        else:
+            np.copyto(entry.x_host, xb, casting="same_kind")  # the last step's copies are done: it read its loss
         self.dev.copy_from_host(entry.x, entry.x_host)
         if entry.graph is None:
             return self._eager(entry, yb, capture=len(self.graphs) < self.max_graphs)
@@ -114,7 +130,8 @@ class CapturedStep:
 
     def _stage_labels(self, entry: _ShapeStep, yb) -> None:
         if entry.integer_labels:
-            if host_device().kernels.copy_labels_checked(entry.y_host, yb, entry.classes):
+            flat = np.ascontiguousarray(yb).reshape(-1)  # (N,) per sample or (N, T) per time step
+            if host_device().kernels.copy_labels_checked(entry.y_host.reshape(-1), flat, entry.classes):
                 raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {entry.classes}), "
                                  f"got [{yb.min()}, {yb.max()}]")
         else:
@@ -130,7 +147,7 @@ class CapturedStep:
             self._stage_labels(entry, yb)
         loss = self.loss_layer.forward_device(logits, entry.y)
         self.model.backward(self.loss_layer.backward())
-        if self.count_correct and entry.integer_labels and len(logits.shape) == 2:
+        if self.count_correct and entry.pred is not None and len(logits.shape) == 2:
             self.dev.kernels.argmax_rows(entry.pred, logits)
             self.dev.kernels.count_equal(self.correct, entry.pred, entry.y, accumulate=True)
             self._counted = entry.counts = True
@@ -142,6 +159,8 @@ class CapturedStep:
         value = self._read_loss(entry, loss)
         if capture:
             entry.stateful = _stateful_layers(self.model)
+            if hasattr(self.loss_layer, "begin_step"):
+                entry.stateful.append(self.loss_layer)
             from cuda_kernels import launch
 
             launch.begin_capture(self.dev.stream)

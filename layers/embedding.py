@@ -4,10 +4,12 @@ weight (num_embeddings, embedding_dim), initialized N(0, 1) as PyTorch does; a `
 ``weight`` loads as it is. Forward is ``embedding_forward`` (a gather), backward ``embedding_backward`` (a
 scatter-add into weight.grad: an id that occurs k times gets the sum of its k rows of dy).
 
-The ids are checked on the host, in the pass that converts them to int32 (as the loss checks its labels):
-integers, or floats holding integers (``fit`` stages every batch on a GPU as float32), all in
+The ids are checked on the host, in the pass that converts them to int32 (``check_ids``, as the loss checks its
+labels): integers, or floats holding integers (``fit`` stages every batch on a GPU as float32), all in
 [0, num_embeddings). On a GPU that is one copy back to the host and one to the device per batch: a few
-kilobytes, but a synchronization, the price of one clear error instead of an out-of-bounds read.
+kilobytes, but a synchronization, the price of one clear error instead of an out-of-bounds read. A step
+captured into a CUDA graph can read nothing back: there the ids come as int32 on the device, staged by
+``engine.cuda_graph.CapturedStep``, which checks every batch on the host with ``check_ids`` before its copy.
 """
 
 from __future__ import annotations
@@ -52,13 +54,26 @@ class Embedding(Layer):
 
     def _ids(self, dev: Device, x):
         """``x`` as flat int32 ids on ``dev``, checked on the host: one clear error for a non-integer or an id
-        out of [0, num_embeddings)."""
+        out of [0, num_embeddings). Inside a graph capture, int32 ids already on the device are taken as they
+        are (the capturing step checked them on the host when it staged them)."""
+        if not isinstance(x, np.ndarray) and dev.capturing and x.dtype == np.int32:
+            return x.reshape(x.size)  # a view: nothing allocated, nothing read back
         host = np.asarray(dev.to_numpy(x) if not isinstance(x, np.ndarray) else x)
-        kind = host.dtype.kind
-        if kind not in "iuf" or (kind == "f" and not np.array_equal(host, np.floor(host))):
-            what = "non-integer values" if kind == "f" else f"dtype {host.dtype}"
+        converted = self.check_ids(host)
+        if dev.name != "cuda":
+            return converted
+        ids = self._buffer(dev, "ids", (converted.size,), np.int32)
+        dev.copy_from_host(ids, converted)  # on the device's stream, never the legacy stream 0
+        return ids
+
+    def check_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Host ids (any shape) as flat int32 in a buffer of the layer's, or one clear error: a dtype that is not
+        integer, floats that are not whole numbers, or an id outside [0, num_embeddings)."""
+        kind = ids.dtype.kind
+        if kind not in "iuf" or (kind == "f" and not np.array_equal(ids, np.floor(ids))):
+            what = "non-integer values" if kind == "f" else f"dtype {ids.dtype}"
             raise TypeError(f"Embedding.forward: expected integer ids in [0, {self.num_embeddings}), got {what}")
-        flat = host.reshape(-1)
+        flat = ids.reshape(-1)
         n = flat.size
         converted = self._buffer(host_device(), "ids_host", (n,), np.int32)
         if kind == "f":  # integral floats (a GPU batch staged as float32): the range check below, then convert
@@ -69,11 +84,7 @@ class Embedding(Layer):
         if bad:
             raise ValueError(f"Embedding.forward: ids must lie in [0, {self.num_embeddings}) (num_embeddings), "
                              f"got ids in [{flat.min():g}, {flat.max():g}]")
-        if dev.name != "cuda":
-            return converted
-        ids = self._buffer(dev, "ids", (n,), np.int32)
-        ids.copy_to_device(converted)
-        return ids
+        return converted
 
     def backward(self, dy):
         """Fills ``weight.grad`` (the rows of ``dy`` summed per id) and returns None: ids have no gradient."""
