@@ -22,3 +22,8 @@ The API (the contract the rest of the project codes against)::
 ``sanitizer.warp`` adds the warp primitives the plain simulator lacks (``syncwarp``, ``shfl_*_sync``,
 ``ballot_sync``, ``all_sync``, ``any_sync``, ``activemask``).
 """
+
+from .report import Finding, Launch, MemoryRow, Report
+from .session import SCHEDULES, TOOLS, active, parse_tools, sanitize
+
+__all__ = ["sanitize", "active", "parse_tools", "Report", "Launch", "Finding", "MemoryRow", "TOOLS", "SCHEDULES"]
