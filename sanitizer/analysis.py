@@ -20,7 +20,8 @@ import threading
 import numpy as np
 
 from .report import Finding, Launch, MemoryRow
-from .shadow import ATOMIC, SHARED_BASE, UNINIT_READ, WRITE, mark_kernel_writes, split_site
+from .shadow import (ADDRESS_SHIFT, ATOMIC, SHARED_BASE, STEP, TID_BITS, UNINIT_READ, WRITE, mark_kernel_writes,
+                     split_site)
 
 SCOPE_RANK = {"intra-warp": 0, "inter-warp": 1, "inter-block": 2}
 MAX_UNINIT_CANDIDATES = 100_000
@@ -127,12 +128,14 @@ class LaunchState:
         """Races inside the block, uninitialized reads and the memory profile of one barrier epoch."""
         if not entries:
             return
-        addr, tid, op, site, seq, size, values = zip(*entries)
-        A = np.fromiter(addr, np.int64, len(addr))
-        T = np.fromiter(tid, np.int64, len(tid))
-        O = np.fromiter(op, np.int8, len(op))
-        S = np.fromiter(site, np.int64, len(site))
-        Q = np.fromiter(seq, np.int64, len(seq))
+        coded, steps, site, values = zip(*entries)
+        coded = np.array(coded, np.int64)
+        steps = np.array(steps, np.int64)
+        S = np.array(site, np.int64)
+        A = coded >> ADDRESS_SHIFT
+        O = (coded & 3).astype(np.int8)
+        T = steps & (STEP - 1)
+        Q = steps >> TID_BITS
         writes = O == WRITE
         writes |= O == ATOMIC
         if self.race:
@@ -140,7 +143,7 @@ class LaunchState:
         if self.init:
             self._uninitialized(runner, A, T, O, S, values, writes)
         if self.memory:
-            Z = np.fromiter(size, np.int64, len(size))
+            Z = 1 << ((coded >> 2) & 7)
             self._profile(A, T, O, S, Z)
         shared_written = A[writes & (A >= SHARED_BASE)]
         if shared_written.size:
@@ -326,7 +329,10 @@ class LaunchState:
         launch.ended_early = self.ended_early
         for (site, space, op), (requests, sectors, wavefronts, ways) in sorted(self.memory_rows.items()):
             file, line = split_site(site)
-            launch.memory.append(MemoryRow(file, line, space, op, requests, sectors, wavefronts, ways))
+            if space == "shared":
+                launch.memory.append(MemoryRow(file, line, space, op, requests, 0, wavefronts, ways))
+            else:
+                launch.memory.append(MemoryRow(file, line, space, op, requests, sectors, 0, 0))
         self.written = self.read = self.atomic = {}
         self.uninit_candidates = []
         return launch
@@ -339,53 +345,62 @@ class LaunchState:
             return
         A, T, S, Z = A[keep], T[keep], S[keep], Z[keep]
         store = (O[keep] == WRITE).astype(np.int64)
+        sites, site_index = np.unique(S, return_inverse=True)
         n_rows = len(A)
-        order = np.lexsort((np.arange(n_rows), store, S, T))
-        t, s, o = T[order], S[order], store[order]
+        # the n-th execution of (site, op) by each thread, in its program order (the log keeps it per thread)
+        order = np.lexsort((np.arange(n_rows), store, site_index, T))
+        t, s, o, a, z = T[order], site_index[order], store[order], A[order], Z[order]
         new_group = np.r_[True, (t[1:] != t[:-1]) | (s[1:] != s[:-1]) | (o[1:] != o[:-1])]
         group_start = np.maximum.accumulate(np.where(new_group, np.arange(n_rows), 0))
         nth = np.arange(n_rows) - group_start
-        a, z = A[order], Z[order]
         shared = (a >= SHARED_BASE).astype(np.int64)
-        request_key = np.stack([s, o, shared, t // 32, nth], axis=1)
-        unique_requests, request = np.unique(request_key, axis=0, return_inverse=True)
-        request = request.ravel()
-        n_requests = len(unique_requests)
-        per_request_sectors = np.zeros(n_requests, np.int64)
-        per_request_wavefronts = np.zeros(n_requests, np.int64)
+        kind = (s * 2 + o) * 2 + shared  # (site, op, space): one row of the profile
+        request_key = ((kind << 6) + t // 32 << 24) + nth
+        unique_keys, request = np.unique(request_key, return_inverse=True)
+        n_requests = len(unique_keys)
+        per_request = np.zeros(n_requests, np.int64)  # sectors (global) or wavefronts (shared)
         g = shared == 0
         if g.any():
-            first = a[g] // 32
-            last = (a[g] + z[g] - 1) // 32
             req = np.r_[request[g], request[g]]
-            sector = np.r_[first, last]
-            pairs = np.unique(np.stack([req, sector], axis=1), axis=0)
-            per_request_sectors += np.bincount(pairs[:, 0], minlength=n_requests)
+            sector = np.r_[a[g] // 32, (a[g] + z[g] - 1) // 32]
+            per_request += np.bincount(req[_distinct_pairs(req, sector)], minlength=n_requests)
         sh = ~g
         if sh.any():
             offset = a[sh] - SHARED_BASE
-            words = [offset // 4]
-            req = [request[sh]]
-            wide = z[sh] > 4
-            for extra in range(1, int(z[sh].max() + 3) // 4):
-                more = wide & (z[sh] > 4 * extra)
-                words.append(offset[more] // 4 + extra)
+            req, words = [request[sh]], [offset // 4]
+            for extra in range(1, int((z[sh].max() + 3) // 4)):  # an 8-byte element spans two words
+                more = z[sh] > 4 * extra
                 req.append(request[sh][more])
-            pairs = np.unique(np.stack([np.concatenate(req), np.concatenate(words)], axis=1), axis=0)
-            per_bank = np.bincount(pairs[:, 0] * 32 + pairs[:, 1] % 32, minlength=n_requests * 32)
-            per_request_wavefronts += per_bank.reshape(n_requests, 32).max(axis=1)
+                words.append(offset[more] // 4 + extra)
+            req, words = np.concatenate(req), np.concatenate(words)
+            distinct = _distinct_pairs(req, words)
+            per_bank = np.bincount(req[distinct] * 32 + words[distinct] % 32, minlength=n_requests * 32)
+            per_request += per_bank.reshape(n_requests, 32).max(axis=1)
+        row_kind = unique_keys >> 30
+        kinds, row = np.unique(row_kind, return_inverse=True)
+        requests = np.bincount(row)
+        totals = np.bincount(row, weights=per_request).astype(np.int64)
+        ways = np.zeros(len(kinds), np.int64)
+        np.maximum.at(ways, row, per_request)
         with self.lock:
-            for key_row, sectors, wavefronts in zip(unique_requests.tolist(), per_request_sectors.tolist(),
-                                                    per_request_wavefronts.tolist()):
-                site, is_store, is_shared = key_row[0], key_row[1], key_row[2]
-                key = (site, "shared" if is_shared else "global", "store" if is_store else "load")
-                row = self.memory_rows.get(key)
-                if row is None:
-                    row = self.memory_rows[key] = [0, 0, 0, 0]
-                row[0] += 1
-                row[1] += sectors
-                row[2] += wavefronts
-                row[3] = max(row[3], wavefronts)
+            for k, n_req, total, most in zip(kinds.tolist(), requests.tolist(), totals.tolist(), ways.tolist()):
+                site = int(sites[k >> 2])
+                key = (site, "shared" if k & 1 else "global", "store" if k >> 1 & 1 else "load")
+                entry = self.memory_rows.get(key)
+                if entry is None:
+                    entry = self.memory_rows[key] = [0, 0, 0, 0]
+                entry[0] += n_req
+                entry[1] += total
+                entry[2] += total
+                entry[3] = max(entry[3], most)
+
+
+def _distinct_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Indices of one row per distinct (first, second) pair."""
+    order = np.lexsort((second, first))
+    f, s = first[order], second[order]
+    keep = np.r_[True, (f[1:] != f[:-1]) | (s[1:] != s[:-1])]
+    return order[keep]
 
 
 def _verb(kind: str) -> str:

@@ -245,7 +245,7 @@ def _block_thread_class():
         def __init__(self, target, runner, block_idx, thread_idx):
             super().__init__(target, runner, block_idx, thread_idx, False)
             self._log = runner.log
-            self._seq = 0
+            self._step = self.thread_id
             self._waiting_at = None
 
         def run(self):
@@ -371,7 +371,7 @@ class BlockRunner:
             return
         self._end_epoch()
         for t in self.waiting:
-            t._seq = 0
+            t._step = t.thread_id
             t._waiting_at = None
         self.waiting.clear()
         self.epoch += 1

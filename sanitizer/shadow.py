@@ -18,6 +18,10 @@ import weakref
 import numpy as np
 
 READ, WRITE, ATOMIC, UNINIT_READ = 0, 1, 2, 3  # UNINIT_READ: a read of memory not initialized when the epoch began
+# A log entry is (address << 5 | log2(itemsize) << 2 | op, thread_id | step << TID_BITS, site, value): three ints
+# and the value, cheap to append and to turn into NumPy arrays at the barrier.
+ADDRESS_SHIFT, TID_BITS = 5, 11
+STEP = 1 << TID_BITS  # a thread's step counter (accesses since the barrier) lives above its thread id
 GLOBAL_BASE = 1 << 32  # fake device addresses of global allocations start here
 SHARED_BASE = 1 << 56  # a block's shared window; above every global address
 SHARED_WINDOW = 1 << 18  # 256 KiB: more than any GPU's shared memory per block
@@ -177,7 +181,7 @@ class TrackedArray:
     """A global or shared array inside a sanitized kernel: every element access is checked and logged."""
 
     __slots__ = ("_ary", "_label", "_space", "_addr", "_init", "_ioff", "_ndim", "_shape", "_strides", "_n0",
-                 "_s0", "_itemsize", "_state", "_log_on", "_bounds_on", "_sizes")
+                 "_s0", "_itemsize", "_state", "_log_on", "_bounds_on", "_base5")
 
     def __init__(self, ary, label, space, addr, init, ioff, state):
         self._ary = ary
@@ -192,6 +196,7 @@ class TrackedArray:
         self._n0 = ary.shape[0] if ary.ndim else 0
         self._s0 = ary.strides[0] if ary.ndim else 0
         self._itemsize = ary.itemsize
+        self._base5 = addr << ADDRESS_SHIFT | (max(ary.itemsize, 1).bit_length() - 1) << 2
         self._state = state  # the launch (findings, tools)
         self._log_on = state.log_accesses
         self._bounds_on = state.bounds
@@ -288,9 +293,9 @@ class TrackedArray:
             f = _getframe(1)
             code = f.f_code
             fid = _FILE_IDS.get(code) or file_id(code)
-            seq = t._seq
-            t._seq = seq + 1
-            t._log.append((self._addr + offset, t.thread_id, op, fid | f.f_lineno, seq, self._itemsize, value))
+            step = t._step
+            t._step = step + STEP
+            t._log.append((self._base5 + (offset << ADDRESS_SHIFT) | op, step, fid | f.f_lineno, value))
         return value
 
     def __setitem__(self, idx, value):
@@ -314,10 +319,9 @@ class TrackedArray:
             f = _getframe(1)
             code = f.f_code
             fid = _FILE_IDS.get(code) or file_id(code)
-            seq = t._seq
-            t._seq = seq + 1
-            t._log.append((self._addr + offset, t.thread_id, WRITE, fid | f.f_lineno, seq, self._itemsize,
-                           self._ary[idx]))
+            step = t._step
+            t._step = step + STEP
+            t._log.append((self._base5 + (offset << ADDRESS_SHIFT) | WRITE, step, fid | f.f_lineno, self._ary[idx]))
 
     def _atomic(self, idx, update, frame):
         """Apply ``update(old) -> new`` to one element atomically; returns the old value."""
@@ -334,9 +338,9 @@ class TrackedArray:
             t = _current_thread()
             if t.abort:
                 raise Abort
-            seq = t._seq
-            t._seq = seq + 1
-            t._log.append((self._addr + offset, t.thread_id, ATOMIC, site_of(frame), seq, self._itemsize, new))
+            step = t._step
+            t._step = step + STEP
+            t._log.append((self._base5 + (offset << ADDRESS_SHIFT) | ATOMIC, step, site_of(frame), new))
         return old
 
 
