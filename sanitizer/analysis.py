@@ -191,35 +191,45 @@ class LaunchState:
                     continue
                 if "R" in kinds:
                     (wk, wg), (rk, rg) = ((first, g1), (second, g2)) if first[0] != "R" else ((second, g2), (first, g1))
-                    w_seq = min(s for s, _ in wg.values())
-                    r_seq = min(s for s, _ in rg.values())
-                    hazard = "RAW" if w_seq <= r_seq else "WAR"
-                    severity = "error"
-                    (ka, ga), (kb, gb) = ((wk, wg), (rk, rg)) if hazard == "RAW" else ((rk, rg), (wk, wg))
-                else:
-                    hazard = "WAW"
-                    same = "A" not in kinds and len({_value_key(v) for _, v in list(g1.values()) + list(g2.values())}) == 1
-                    severity = "info" if same else "error"
-                    (ka, ga), (kb, gb) = (first, g1), (second, g2)
-                ta = next(iter(ga))
-                tb = next((t for t in gb if t != ta), None)
+                    # per pair of threads: RAW when the write is no later in its thread's epoch than the read
+                    tw, sw = np.array(list(wg)), np.array([v[0] for v in wg.values()])
+                    tr, sr = np.array(list(rg)), np.array([v[0] for v in rg.values()])
+                    other = tw[:, None] != tr[None, :]
+                    write_first = sw[:, None] <= sr[None, :]
+                    for hazard, mask in (("RAW", other & write_first), ("WAR", other & ~write_first)):
+                        pairs = int(mask.sum())
+                        if pairs:
+                            iw, ir = np.argwhere(mask)[0]
+                            ordered = ((wk, wg, int(tw[iw])), (rk, rg, int(tr[ir])))
+                            self._emit(runner, address, space, hazard, "error",
+                                       ordered if hazard == "RAW" else ordered[::-1], pairs)
+                    continue
+                hazard = "WAW"
+                same = "A" not in kinds and len({_value_key(v) for _, v in list(g1.values()) + list(g2.values())}) == 1
+                ta = next(iter(g1))
+                tb = next((t for t in g2 if t != ta), None)
                 if tb is None:
-                    tb = next(iter(gb))
-                    ta = next((t for t in ga if t != tb), ta)
-                warps = {t // 32 for t in ga} | {t // 32 for t in gb}
-                scope = "intra-warp" if len(warps) == 1 else "inter-warp"
-                file_a, line_a = split_site(ka[1])
-                file_b, line_b = split_site(kb[1])
-                lines = [line_a, line_b] if hazard != "WAW" else sorted([line_a, line_b])
-                key = ("race", space, hazard, severity, ka[1], kb[1]) if hazard != "WAW" else \
-                    ("race", space, hazard, severity) + tuple(sorted([ka[1], kb[1]]))
-                block = runner.block_text
-                example = (f"thread {self.thread(ta)} block {block} {_verb(ka[0])} {self.describe(address)} "
-                           f"{_value_text(ka[0], ga[ta][1])} at line {line_a}; thread {self.thread(tb)} block "
-                           f"{block} {_verb(kb[0])} it {_value_text(kb[0], gb[tb][1])} at line {line_b}, "
-                           "with no barrier between")
-                self.add(key, pairs, lambda: Finding("race", severity, space, hazard, scope, file_a, lines, 0,
-                                                     example), scope)
+                    tb = next(iter(g2))
+                    ta = next((t for t in g1 if t != tb), ta)
+                self._emit(runner, address, space, hazard, "info" if same else "error",
+                           ((first, g1, ta), (second, g2, tb)), pairs)
+
+    def _emit(self, runner, address, space, hazard, severity, ordered, pairs):
+        (ka, ga, ta), (kb, gb, tb) = ordered
+        warps = {t // 32 for t in ga} | {t // 32 for t in gb}
+        scope = "intra-warp" if len(warps) == 1 else "inter-warp"
+        file_a, line_a = split_site(ka[1])
+        _, line_b = split_site(kb[1])
+        lines = [line_a, line_b] if hazard != "WAW" else sorted([line_a, line_b])
+        key = ("race", space, hazard, severity, ka[1], kb[1]) if hazard != "WAW" else \
+            ("race", space, hazard, severity) + tuple(sorted([ka[1], kb[1]]))
+        block = runner.block_text
+        example = (f"thread {self.thread(ta)} block {block} {_verb(ka[0])} {self.describe(address)} "
+                   f"{_value_text(ka[0], ga[ta][1])} at line {line_a}; thread {self.thread(tb)} block "
+                   f"{block} {_verb(kb[0])} it {_value_text(kb[0], gb[tb][1])} at line {line_b}, "
+                   "with no barrier between")
+        self.add(key, pairs, lambda: Finding("race", severity, space, hazard, scope, file_a, lines, 0, example),
+                 scope)
 
     def _uninitialized(self, runner, A, T, O, S, values, writes):
         suspects = np.flatnonzero(O == UNINIT_READ)
