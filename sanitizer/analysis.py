@@ -20,8 +20,18 @@ import threading
 import numpy as np
 
 from .report import Finding, Launch, MemoryRow
-from .shadow import (ADDRESS_SHIFT, ATOMIC, SHARED_BASE, STEP, TID_BITS, UNINIT_READ, WRITE, mark_kernel_writes,
-                     split_site)
+from .shadow import (
+    ADDRESS_SHIFT,
+    ATOMIC,
+    SHARED_BASE,
+    STEP,
+    TID_BITS,
+    UNINIT_READ,
+    WRITE,
+    mark_kernel_writes,
+    site_of,
+    split_site,
+)
 
 SCOPE_RANK = {"intra-warp": 0, "inter-warp": 1, "inter-block": 2}
 MAX_UNINIT_CANDIDATES = 100_000
@@ -100,21 +110,14 @@ class LaunchState:
 
     def out_of_bounds(self, array, idx, op, frame):
         """A thread indexed outside an array (negative included): report it; the access is not done."""
-        import threading as _threading
-
-        t = _threading.current_thread()
-        site_file, line = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("?", 0)
-        from .shadow import file_id, split_site as _split
-
-        if frame is not None:
-            site_file, line = _split(file_id(frame.f_code) | frame.f_lineno)
+        t = threading.current_thread()
+        site_file, line = split_site(site_of(frame)) if frame is not None else ("?", 0)
         space = getattr(array, "_space", "local")
         label = getattr(array, "_label", "local array")
         verb = {0: "read", 1: "wrote", 2: "atomically updated"}.get(op, "read")
         index = idx if isinstance(idx, tuple) else (idx,)
-        index_text = ", ".join(str(int(i)) if not isinstance(i, slice) else ":" for i in index)
-        who = (f"thread {tuple(getattr(t, 'threadIdx', (0, 0, 0)))} block {tuple(getattr(t, 'blockIdx', (0, 0, 0)))}"
-               .replace("Dim3", ""))
+        index_text = ", ".join(":" if isinstance(i, slice) else str(int(i)) for i in index)
+        who = f"thread {_dim3(t, 'threadIdx')} block {_dim3(t, 'blockIdx')}"
         example = f"{who} {verb} {label}[{index_text}], outside its shape {tuple(array._shape)}"
         self.add(("out_of_bounds", space, site_file, line), 1,
                  lambda: Finding("out_of_bounds", "error", space, None, None, site_file, [line], 0, example))
@@ -411,6 +414,10 @@ def _distinct_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     f, s = first[order], second[order]
     keep = np.r_[True, (f[1:] != f[:-1]) | (s[1:] != s[:-1])]
     return order[keep]
+
+
+def _dim3(thread, name: str) -> str:
+    return str(tuple(int(v) for v in getattr(thread, name, (0, 0, 0))))
 
 
 def _verb(kind: str) -> str:

@@ -188,7 +188,7 @@ class Report:
             counts = launch.counts()
             hidden = sum(counts[s] for s in SEVERITIES if SEVERITY_RANK[s] > rank)
             out.append(f"========= SUMMARY {launch.kernel}: {len(shown)} finding{'s' * (len(shown) != 1)} "
-                       f"displayed ({counts['error']} errors, {counts['warning']} warnings"
+                       f"displayed ({_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}"
                        f"{f', {hidden} hidden below --print-level {level}' if hidden else ''})")
         if memory:
             out.extend(self.memory_text())
@@ -226,6 +226,10 @@ class Report:
                            f"{'-' if shared else f'{r.sectors_per_request:.1f}':>8} "
                            f"{r.ways if shared else '-':>5} {r.bank_conflicts if shared else '-':>9}")
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _short(path: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import shadow
 from .analysis import LaunchState
-from .report import Report, SEVERITIES
+from .report import SEVERITIES, Report
 
 TOOLS = ("race", "sync", "bounds", "init", "memory")
 SCHEDULES = ("in-order", "reverse", "random")
