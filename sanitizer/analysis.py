@@ -24,9 +24,10 @@ from .shadow import (
     ADDRESS_SHIFT,
     ATOMIC,
     SHARED_BASE,
-    STEP,
+    STEP_SHIFT,
     TID_BITS,
     UNINIT_READ,
+    WARP_EPOCH_BITS,
     WRITE,
     mark_kernel_writes,
     site_of,
@@ -137,8 +138,9 @@ class LaunchState:
         S = np.array(site, np.int64)
         A = coded >> ADDRESS_SHIFT
         O = (coded & 3).astype(np.int8)
-        T = steps & (STEP - 1)
-        Q = steps >> TID_BITS
+        T = steps & ((1 << TID_BITS) - 1)
+        Q = steps >> STEP_SHIFT
+        self._warp_epochs = (steps >> TID_BITS) & ((1 << WARP_EPOCH_BITS) - 1)
         writes = O == WRITE
         writes |= O == ATOMIC
         if self.race:
@@ -164,19 +166,22 @@ class LaunchState:
         not_all_atomic = np.minimum.reduceat(np.where(ops == ATOMIC, 1, 0), starts) == 0
         suspects = np.flatnonzero(several_threads & any_write & not_all_atomic)
         ends = np.r_[starts[1:], len(order)]
+        warp_epochs = self._warp_epochs
         for g in suspects:
             rows = order[starts[g]:ends[g]]
-            accesses = [(int(T[i]), int(O[i]), int(S[i]), int(Q[i]), values[i]) for i in rows]
+            accesses = [(int(T[i]), int(O[i]), int(S[i]), int(Q[i]), values[i], int(warp_epochs[i])) for i in rows]
             self._race_pairs(runner, int(A[rows[0]]), accesses, None)
 
     def _race_pairs(self, runner, address, accesses, other_block):
-        """Every conflicting pair of thread groups at one address inside one block (one barrier epoch)."""
+        """Every conflicting pair of threads at one address inside one block (one barrier epoch): two threads,
+        at least one writing, not both atomic, and not ordered by a warp rendezvous (same warp, different
+        warp epochs)."""
         groups: dict = {}
-        for tid, op, site, seq, value in accesses:
+        for tid, op, site, seq, value, warp_epoch in accesses:
             kind = "W" if op == WRITE else "A" if op == ATOMIC else "R"
             group = groups.setdefault((kind, site), {})
             if tid not in group:
-                group[tid] = (seq, value)
+                group[tid] = (seq, value, warp_epoch)
         keys = sorted(groups)
         space = "shared" if address >= SHARED_BASE else "global"
         for i, first in enumerate(keys):
@@ -184,43 +189,41 @@ class LaunchState:
                 kinds = {first[0], second[0]}
                 if kinds <= {"R"} or kinds == {"A"}:
                     continue
+                if "R" in kinds and first[0] == "R":
+                    first, second = second, first  # the writer first
                 g1, g2 = groups[first], groups[second]
+                t1, s1, e1 = (np.array(list(g1)), np.array([v[0] for v in g1.values()]),
+                              np.array([v[2] for v in g1.values()]))
+                t2, s2, e2 = (np.array(list(g2)), np.array([v[0] for v in g2.values()]),
+                              np.array([v[2] for v in g2.values()]))
+                conflict = t1[:, None] != t2[None, :]
+                conflict &= (t1[:, None] // 32 != t2[None, :] // 32) | (e1[:, None] == e2[None, :])
                 if first == second:
-                    n = len(g1)
-                    pairs = n * (n - 1) // 2
-                else:
-                    pairs = len(g1) * len(g2) - len(g1.keys() & g2.keys())
-                if pairs <= 0:
-                    continue
+                    conflict &= np.triu(np.ones_like(conflict), 1)
                 if "R" in kinds:
-                    (wk, wg), (rk, rg) = ((first, g1), (second, g2)) if first[0] != "R" else ((second, g2), (first, g1))
                     # per pair of threads: RAW when the write is no later in its thread's epoch than the read
-                    tw, sw = np.array(list(wg)), np.array([v[0] for v in wg.values()])
-                    tr, sr = np.array(list(rg)), np.array([v[0] for v in rg.values()])
-                    other = tw[:, None] != tr[None, :]
-                    write_first = sw[:, None] <= sr[None, :]
-                    for hazard, mask in (("RAW", other & write_first), ("WAR", other & ~write_first)):
+                    write_first = s1[:, None] <= s2[None, :]
+                    for hazard, mask in (("RAW", conflict & write_first), ("WAR", conflict & ~write_first)):
                         pairs = int(mask.sum())
                         if pairs:
-                            iw, ir = np.argwhere(mask)[0]
-                            ordered = ((wk, wg, int(tw[iw])), (rk, rg, int(tr[ir])))
+                            i1, i2 = np.argwhere(mask)[0]
+                            ordered = ((first, g1, int(t1[i1])), (second, g2, int(t2[i2])))
                             self._emit(runner, address, space, hazard, "error",
-                                       ordered if hazard == "RAW" else ordered[::-1], pairs)
+                                       ordered if hazard == "RAW" else ordered[::-1], pairs,
+                                       _crosses_warps(mask, t1, t2))
                     continue
-                hazard = "WAW"
-                same = "A" not in kinds and len({_value_key(v) for _, v in list(g1.values()) + list(g2.values())}) == 1
-                ta = next(iter(g1))
-                tb = next((t for t in g2 if t != ta), None)
-                if tb is None:
-                    tb = next(iter(g2))
-                    ta = next((t for t in g1 if t != tb), ta)
-                self._emit(runner, address, space, hazard, "info" if same else "error",
-                           ((first, g1, ta), (second, g2, tb)), pairs)
+                pairs = int(conflict.sum())
+                if not pairs:
+                    continue
+                same = "A" not in kinds and len({_value_key(v[1]) for v in list(g1.values()) + list(g2.values())}) == 1
+                i1, i2 = np.argwhere(conflict)[0]
+                self._emit(runner, address, space, "WAW", "info" if same else "error",
+                           ((first, g1, int(t1[i1])), (second, g2, int(t2[i2]))), pairs,
+                           _crosses_warps(conflict, t1, t2))
 
-    def _emit(self, runner, address, space, hazard, severity, ordered, pairs):
+    def _emit(self, runner, address, space, hazard, severity, ordered, pairs, cross_warp):
         (ka, ga, ta), (kb, gb, tb) = ordered
-        warps = {t // 32 for t in ga} | {t // 32 for t in gb}
-        scope = "intra-warp" if len(warps) == 1 else "inter-warp"
+        scope = "inter-warp" if cross_warp else "intra-warp"
         file_a, line_a = split_site(ka[1])
         _, line_b = split_site(kb[1])
         lines = [line_a, line_b] if hazard != "WAW" else sorted([line_a, line_b])
@@ -414,6 +417,12 @@ def _distinct_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     f, s = first[order], second[order]
     keep = np.r_[True, (f[1:] != f[:-1]) | (s[1:] != s[:-1])]
     return order[keep]
+
+
+def _crosses_warps(mask: np.ndarray, first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether any conflicting pair in ``mask`` joins threads of two different warps."""
+    rows, cols = np.nonzero(mask)
+    return bool((first[rows] // 32 != second[cols] // 32).any())
 
 
 def _dim3(thread, name: str) -> str:

@@ -123,10 +123,37 @@ def _install():
             _patch(module, "device_array", tracked_device_array)
 
 
+    warp = _warp_module()
+    if warp is not None:
+        warp.install()  # the warp primitives, for scripts that do not import the kernel layer
+        if _warp_rendezvous not in warp.WARP_SYNC_LISTENERS:
+            warp.WARP_SYNC_LISTENERS.append(_warp_rendezvous)
+
+
 def _uninstall():
     for (owner, name), value in reversed(list(_SAVED.items())):
         setattr(owner, name, value)
     _SAVED.clear()
+    warp = _warp_module()
+    if warp is not None and _warp_rendezvous in warp.WARP_SYNC_LISTENERS:
+        warp.WARP_SYNC_LISTENERS.remove(_warp_rendezvous)
+
+
+def _warp_module():
+    """``sanitizer.warp`` (the warp primitives) when this checkout has it, else None."""
+    try:
+        from . import warp
+    except ImportError:
+        return None
+    return warp if hasattr(warp, "WARP_SYNC_LISTENERS") else None
+
+
+def _warp_rendezvous(mask, file, line):
+    """A completed syncwarp or shuffle: this lane's later accesses are ordered after its warp-mates' earlier
+    ones (a warp-level barrier for the race check)."""
+    thread = threading.current_thread()
+    if getattr(thread, "_sanitized", False):
+        thread._step += shadow.WARP_EPOCH
 
 
 def _original(owner, name):
@@ -247,9 +274,13 @@ def _block_thread_class():
             self._log = runner.log
             self._step = self.thread_id
             self._waiting_at = None
+            self._sanitized = True
 
         def run(self):
             runner = self._manager
+            warp = _warp_module()
+            if warp is not None and hasattr(warp, "_thread_started"):
+                warp._thread_started(self)  # the warp primitives track which lanes run and which exited
             try:
                 self._target()
             except shadow.Abort:
@@ -265,6 +296,8 @@ def _block_thread_class():
                 self.exception = (wrapped, sys.exc_info()[2])
             finally:
                 runner.thread_exited(self)
+                if warp is not None and hasattr(warp, "_thread_finished"):
+                    warp._thread_finished(self)
 
         def syncthreads(self):
             frame = shadow.kernel_frame(sys._getframe(1))
@@ -340,6 +373,7 @@ class BlockRunner:
                 raise shadow.Abort
             self.waiting[thread] = site
             thread._waiting_at = site
+            thread.syncthreads_blocked = True  # what the warp primitives look at to see a lane that cannot come
             self.progress += 1
             if len(self.waiting) == len(self.live):
                 self._release()
@@ -347,6 +381,7 @@ class BlockRunner:
                 generation = self.generation
                 while self.generation == generation and not thread.abort:
                     self.cond.wait()
+            thread.syncthreads_blocked = False
             if thread.abort:
                 raise shadow.Abort
 

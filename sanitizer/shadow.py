@@ -18,10 +18,13 @@ import weakref
 import numpy as np
 
 READ, WRITE, ATOMIC, UNINIT_READ = 0, 1, 2, 3  # UNINIT_READ: a read of memory not initialized when the epoch began
-# A log entry is (address << 5 | log2(itemsize) << 2 | op, thread_id | step << TID_BITS, site, value): three ints
-# and the value, cheap to append and to turn into NumPy arrays at the barrier.
-ADDRESS_SHIFT, TID_BITS = 5, 11
-STEP = 1 << TID_BITS  # a thread's step counter (accesses since the barrier) lives above its thread id
+# A log entry is (address << 5 | log2(itemsize) << 2 | op, thread_id | warp_epoch << 11 | step << 27, site,
+# value): three ints and the value, cheap to append and to turn into NumPy arrays at the barrier. The step
+# counts a thread's accesses since the last barrier; the warp epoch its warp rendezvous (syncwarp, shuffles).
+ADDRESS_SHIFT, TID_BITS, WARP_EPOCH_BITS = 5, 11, 16
+WARP_EPOCH = 1 << TID_BITS
+STEP_SHIFT = TID_BITS + WARP_EPOCH_BITS
+STEP = 1 << STEP_SHIFT
 GLOBAL_BASE = 1 << 32  # fake device addresses of global allocations start here
 SHARED_BASE = 1 << 56  # a block's shared window; above every global address
 SHARED_WINDOW = 1 << 18  # 256 KiB: more than any GPU's shared memory per block
