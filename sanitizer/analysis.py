@@ -184,13 +184,12 @@ class LaunchState:
                 group[tid] = (seq, value, warp_epoch)
         keys = sorted(groups)
         space = "shared" if address >= SHARED_BASE else "global"
-        for i, first in enumerate(keys):
-            for second in keys[i:]:
-                kinds = {first[0], second[0]}
+        for i, key_a in enumerate(keys):
+            for key_b in keys[i:]:
+                kinds = {key_a[0], key_b[0]}
                 if kinds <= {"R"} or kinds == {"A"}:
                     continue
-                if "R" in kinds and first[0] == "R":
-                    first, second = second, first  # the writer first
+                first, second = (key_b, key_a) if "R" in kinds and key_a[0] == "R" else (key_a, key_b)  # writer first
                 g1, g2 = groups[first], groups[second]
                 t1, s1, e1 = (np.array(list(g1)), np.array([v[0] for v in g1.values()]),
                               np.array([v[2] for v in g1.values()]))

@@ -116,6 +116,25 @@ def test_shared_war_race_and_its_fix():
 
 
 @cuda.jit
+def write_read_write(out):
+    tile = cuda.shared.array(32, float32)
+    t = cuda.threadIdx.x
+    tile[t] = float32(1)
+    v = tile[(t + 1) % 32]  # the neighbour's first and second writes race with this read
+    tile[t] = v + float32(1)
+    out[t] = v
+
+
+def test_a_read_racing_with_two_writes_of_another_thread_gives_both_findings():
+    with sanitize() as report:
+        write_read_write[1, 32](np.zeros(32, np.float32))
+    first, read, second = (line_of(write_read_write, text) for text in
+                           ("tile[t] = float32(1)", "v = tile[", "tile[t] = v"))
+    assert sorted((f.hazard, tuple(f.lines)) for f in report.errors()) == [("RAW", (first, read)),
+                                                                            ("WAR", (read, second))]
+
+
+@cuda.jit
 def all_write_one_slot(out, same):
     slot = cuda.shared.array(1, int32)
     t = cuda.threadIdx.x
@@ -532,3 +551,35 @@ def test_the_projects_tiled_gemm_is_clean():
                                                            0, 0)
     assert report.findings("info") == [], report.text("info")
     np.testing.assert_allclose(c.copy_to_host(), a @ a, rtol=1e-4, atol=1e-4)
+
+
+# ---- warp-level barriers (when sanitizer.warp, the warp primitives, is in this checkout) -----------------------
+@cuda.jit
+def warp_reduce(out, x, with_syncwarp):
+    buf = cuda.shared.array(32, float32)
+    t = cuda.threadIdx.x
+    buf[t] = x[t]
+    cuda.syncwarp(0xFFFFFFFF)
+    stride = 16
+    while stride > 0:
+        v = buf[t + stride] if t < stride else float32(0)
+        if with_syncwarp:
+            cuda.syncwarp(0xFFFFFFFF)  # every lane has read before any lane writes
+        if t < stride:
+            buf[t] += v
+        if with_syncwarp:
+            cuda.syncwarp(0xFFFFFFFF)
+        stride //= 2
+    if t == 0:
+        out[0] = buf[0]
+
+
+def test_syncwarp_orders_the_lanes_of_a_warp():
+    pytest.importorskip("sanitizer.warp")
+    out = np.zeros(1, np.float32)
+    with sanitize() as report:
+        warp_reduce[1, 32](out, np.ones(32, np.float32), 1)
+    assert report.findings("info") == [] and out[0] == 32
+    with sanitize() as report:
+        warp_reduce[1, 32](out, np.ones(32, np.float32), 0)
+    assert report.errors() and {f.scope for f in report.errors()} == {"intra-warp"}
