@@ -169,10 +169,18 @@ class Report:
         level = print_level or self.print_level
         rank = SEVERITY_RANK[level]
         out = []
+        first_seen: dict = {}  # (kernel, what was found) -> the first launch that found it
         for number, launch in enumerate(self.launches):
             shown = [f for f in launch.findings if SEVERITY_RANK[f.severity] <= rank]
             if not shown and not launch.dropped:
                 continue
+            signature = (launch.kernel, tuple((f.kind, f.severity, f.space, f.hazard, f.scope, f.file,
+                                               tuple(f.lines)) for f in shown), launch.dropped > 0)
+            if signature in first_seen:  # a loop launching one buggy kernel: say it once
+                out.append(f"========= launch {number}: {launch.kernel}, grid {tuple(launch.grid)}: the same "
+                           f"{_count(len(shown), 'finding')} as launch {first_seen[signature]}")
+                continue
+            first_seen[signature] = number
             out.append(f"========= launch {number}: {launch.kernel}, grid {tuple(launch.grid)}, "
                        f"block {tuple(launch.block)}")
             for finding in shown:

@@ -583,3 +583,14 @@ def test_syncwarp_orders_the_lanes_of_a_warp():
     with sanitize() as report:
         warp_reduce[1, 32](out, np.ones(32, np.float32), 0)
     assert report.errors() and {f.scope for f in report.errors()} == {"intra-warp"}
+
+
+def test_a_finding_repeated_over_many_launches_is_printed_once():
+    x = np.arange(64, dtype=np.float32)
+    with sanitize() as report:
+        for _ in range(3):
+            shift_left_racy[1, 64](np.zeros(64, np.float32), x)
+    text = report.text()
+    assert text.count("Race reported between") == 1
+    assert "launch 2: shift_left_racy, grid (1, 1, 1): the same 1 finding as launch 0" in text
+    assert "ERROR SUMMARY: 3 errors, 0 warnings in 3 of 3 launches" in text
