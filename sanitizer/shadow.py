@@ -184,7 +184,7 @@ class TrackedArray:
     """A global or shared array inside a sanitized kernel: every element access is checked and logged."""
 
     __slots__ = ("_ary", "_label", "_space", "_addr", "_init", "_ioff", "_ndim", "_shape", "_strides", "_n0",
-                 "_s0", "_itemsize", "_state", "_log_on", "_bounds_on", "_base5")
+                 "_s0", "_n1", "_s1", "_itemsize", "_state", "_log_on", "_bounds_on", "_base5")
 
     def __init__(self, ary, label, space, addr, init, ioff, state):
         self._ary = ary
@@ -198,6 +198,8 @@ class TrackedArray:
         self._strides = ary.strides
         self._n0 = ary.shape[0] if ary.ndim else 0
         self._s0 = ary.strides[0] if ary.ndim else 0
+        self._n1 = ary.shape[1] if ary.ndim == 2 else -1  # the 2-D fast path (tiles, matrices)
+        self._s1 = ary.strides[1] if ary.ndim == 2 else 0
         self._itemsize = ary.itemsize
         self._base5 = addr << ADDRESS_SHIFT | (max(ary.itemsize, 1).bit_length() - 1) << 2
         self._state = state  # the launch (findings, tools)
@@ -278,6 +280,9 @@ class TrackedArray:
     def __getitem__(self, idx):
         if idx.__class__ is int and self._ndim == 1 and 0 <= idx < self._n0:
             offset = idx * self._s0
+        elif (idx.__class__ is tuple and self._n1 >= 0 and len(idx) == 2 and idx[0].__class__ is int
+              and idx[1].__class__ is int and 0 <= idx[0] < self._n0 and 0 <= idx[1] < self._n1):
+            offset = idx[0] * self._s0 + idx[1] * self._s1
         else:
             offset = self._locate(idx, READ)
             if offset.__class__ is not int:
@@ -304,6 +309,9 @@ class TrackedArray:
     def __setitem__(self, idx, value):
         if idx.__class__ is int and self._ndim == 1 and 0 <= idx < self._n0:
             offset = idx * self._s0
+        elif (idx.__class__ is tuple and self._n1 >= 0 and len(idx) == 2 and idx[0].__class__ is int
+              and idx[1].__class__ is int and 0 <= idx[0] < self._n0 and 0 <= idx[1] < self._n1):
+            offset = idx[0] * self._s0 + idx[1] * self._s1
         else:
             offset = self._locate(idx, WRITE)
             if offset.__class__ is not int:
