@@ -594,3 +594,30 @@ def test_a_finding_repeated_over_many_launches_is_printed_once():
     assert text.count("Race reported between") == 1
     assert "launch 2: shift_left_racy, grid (1, 1, 1): the same 1 finding as launch 0" in text
     assert "ERROR SUMMARY: 3 errors, 0 warnings in 3 of 3 launches" in text
+
+
+@cuda.jit(device=True)
+def neighbour(buf, t):
+    return buf[(t + 1) % 32]
+
+
+@cuda.jit
+def dynamic_shared_and_count(out, x, synced):
+    dyn = cuda.shared.array(0, float32)
+    t = cuda.threadIdx.x
+    dyn[t] = x[t]
+    n = cuda.syncthreads_count(x[t] > float32(3)) if synced else 0
+    out[t] = neighbour(dyn, t) + n
+
+
+def test_dynamic_shared_memory_syncthreads_count_and_device_functions():
+    x = np.arange(32, dtype=np.float32)
+    out = np.zeros(32, np.float32)
+    with sanitize() as report:
+        dynamic_shared_and_count[1, 32, 0, 128](out, x, 1)
+    assert report.findings("info") == []
+    np.testing.assert_array_equal(out, np.roll(x, -1) + 28)
+    with sanitize() as report:
+        dynamic_shared_and_count[1, 32, 0, 128](out, x, 0)
+    finding = only(report)  # the read is in the device function: its line is reported
+    assert finding.lines == [line_of(dynamic_shared_and_count, "dyn[t] = x[t]"), line_of(neighbour, "return buf")]
