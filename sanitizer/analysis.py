@@ -146,7 +146,7 @@ class LaunchState:
         if self.race:
             self._races_in_block(runner, A, T, O, S, Q, values)
         if self.init:
-            self._uninitialized(runner, A, T, O, S, values, writes)
+            self._uninitialized(runner, A, T, O, S, Q, values, writes)
         if self.memory:
             Z = 1 << ((coded >> 2) & 7)
             self._profile(A, T, O, S, Z)
@@ -236,13 +236,28 @@ class LaunchState:
         self.add(key, pairs, lambda: Finding("race", severity, space, hazard, scope, file_a, lines, 0, example),
                  scope)
 
-    def _uninitialized(self, runner, A, T, O, S, values, writes):
+    def _uninitialized(self, runner, A, T, O, S, Q, values, writes):
         suspects = np.flatnonzero(O == UNINIT_READ)
         if suspects.size == 0:
             return
-        written = np.unique(A[writes])
-        suspects = suspects[~np.isin(A[suspects], written)]
-        for i in suspects:
+        # covered: written in this epoch by another thread (a race, reported as one) or by the reader itself
+        # earlier in its program order; a read before the thread's own first write stays uninitialized
+        write_rows = np.flatnonzero(writes & np.isin(A, A[suspects]))
+        first_write: dict = {}  # (address, tid) -> earliest step; address -> the set of writers
+        writers: dict = {}
+        for w in write_rows.tolist():
+            address, tid, step = int(A[w]), int(T[w]), int(Q[w])
+            writers.setdefault(address, set()).add(tid)
+            if first_write.get((address, tid), step + 1) > step:
+                first_write[(address, tid)] = step
+        keep = []
+        for i in suspects.tolist():
+            address, tid = int(A[i]), int(T[i])
+            others = writers.get(address, ())
+            if any(t != tid for t in others) or first_write.get((address, tid), 1 << 62) < int(Q[i]):
+                continue
+            keep.append(i)
+        for i in keep:
             address = int(A[i])
             if address >= SHARED_BASE:
                 self._report_uninit(address, int(T[i]), int(S[i]), values[i], runner.block_text)

@@ -621,3 +621,20 @@ def test_dynamic_shared_memory_syncthreads_count_and_device_functions():
         dynamic_shared_and_count[1, 32, 0, 128](out, x, 0)
     finding = only(report)  # the read is in the device function: its line is reported
     assert finding.lines == [line_of(dynamic_shared_and_count, "dyn[t] = x[t]"), line_of(neighbour, "return buf")]
+
+
+@cuda.jit
+def read_then_write_own_slot(out):
+    tile = cuda.shared.array(32, float32)
+    t = cuda.threadIdx.x
+    out[t] = tile[t]  # read before this thread's own write: nothing wrote it yet
+    tile[t] = float32(1)
+    out[t] += tile[t]
+
+
+def test_a_read_before_the_threads_own_write_is_uninitialized():
+    with sanitize() as report:
+        read_then_write_own_slot[1, 32](np.zeros(32, np.float32))
+    finding = only(report)
+    assert (finding.kind, finding.lines, finding.count) == \
+        ("uninitialized_read", [line_of(read_then_write_own_slot, "out[t] = tile[t]")], 32)
