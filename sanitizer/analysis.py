@@ -74,7 +74,8 @@ class LaunchState:
                 found.count = 0
             found.count += count
             if scope is not None and SCOPE_RANK[scope] > SCOPE_RANK[found.scope]:
-                found.scope = scope
+                found.scope = scope  # the widest scope seen, with an example of it
+                found.example = make().example
 
     def name_allocation(self, address, tracked):
         with self.lock:
@@ -276,21 +277,22 @@ class LaunchState:
                  lambda: Finding("uninitialized_read", "error", space, None, None, file, [line], 0, example))
 
     def _fold_global(self, runner, A, T, O, S, Q, values, writes):
-        """Keep the block's first global read, write and atomic per address (for the inter-block check)."""
+        """Keep the block's first global read, write and atomic per address and source line (for the
+        inter-block check): {address: {site: (tid, site, epoch, step, value)}}."""
         is_global = A < SHARED_BASE
         if not is_global.any():
             return
+        epoch = runner.epoch
         for table, mask in ((runner.block_written, is_global & (O == WRITE)),
                             (runner.block_atomic, is_global & (O == ATOMIC)),
                             (runner.block_read, is_global & ~writes)):
             rows = np.flatnonzero(mask)
             if rows.size == 0:
                 continue
-            unique, first = np.unique(A[rows], return_index=True)
-            epoch = runner.epoch
-            for address, i in zip(unique.tolist(), rows[first].tolist()):
-                if address not in table:
-                    table[address] = (int(T[i]), int(S[i]), epoch, int(Q[i]), values[i])
+            for i in rows[_distinct_pairs(A[rows], S[rows])].tolist():
+                sites = table.setdefault(int(A[i]), {})
+                if int(S[i]) not in sites:
+                    sites[int(S[i])] = (int(T[i]), int(S[i]), epoch, int(Q[i]), values[i])
         runner.global_written.update(np.unique(A[is_global & writes]).tolist())
 
     # ---- per block and per launch ----------------------------------------------------------------------
@@ -303,14 +305,17 @@ class LaunchState:
             for mine, theirs, kinds in ((bw, self.written, "WW"), (bw, self.read, "WR"), (bw, self.atomic, "WA"),
                                         (br, self.written, "RW"), (br, self.atomic, "RA"),
                                         (ba, self.written, "AW"), (ba, self.read, "AR")):
-                common = mine.keys() & theirs.keys()
-                for address in common:
-                    self._inter_block_race(runner, address, kinds, mine[address], theirs[address])
+                for address in mine.keys() & theirs.keys():
+                    for here in mine[address].values():
+                        for there in theirs[address].values():
+                            self._inter_block_race(runner, address, kinds, here, there)
         self.written_by_several |= (bw.keys() | ba.keys()) & (self.written.keys() | self.atomic.keys())
         for mine, launch in ((bw, self.written), (br, self.read), (ba, self.atomic)):
-            for address, first in mine.items():
-                if address not in launch:
-                    launch[address] = (runner.linear, runner.block_text) + first
+            for address, sites in mine.items():
+                known = launch.setdefault(address, {})
+                for site, first in sites.items():
+                    if site not in known:
+                        known[site] = (runner.linear, runner.block_text) + first
 
     def _inter_block_race(self, runner, address, kinds, mine, theirs):
         other_block_text = theirs[1]
@@ -347,8 +352,8 @@ class LaunchState:
             for address, block, tid, site, value, block_text in self.uninit_candidates:
                 if address in self.written_by_several:
                     continue
-                first = self.written.get(address) or self.atomic.get(address)
-                if first is not None and first[0] != block:
+                writers = list(self.written.get(address, {}).values()) + list(self.atomic.get(address, {}).values())
+                if any(first[0] != block for first in writers):
                     continue  # another block writes it: the inter-block race says so
                 self._report_uninit(address, tid, site, value, block_text)
             mark_kernel_writes(np.fromiter(list(self.written.keys()) + list(self.atomic.keys()), np.int64))

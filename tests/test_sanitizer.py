@@ -200,9 +200,10 @@ def test_global_races_between_blocks_are_inter_block():
     out = np.zeros(64, np.float32)
     with sanitize() as report:
         read_neighbour_block[2, 32](out)
-    kinds = {(f.hazard, f.scope, f.space) for f in report.errors()}
-    assert ("RAW", "inter-block", "global") in kinds or ("WAR", "inter-block", "global") in kinds
-    assert all(f.scope == "inter-block" for f in report.errors())
+    first, second = line_of(read_neighbour_block, "out[i] = float32(i)"), line_of(read_neighbour_block, "% 64]")
+    assert sorted((f.hazard, f.scope, f.space, tuple(f.lines)) for f in report.errors()) == [
+        ("RAW", "inter-block", "global", (first, second)),  # block 1's write, block 0's read of it
+        ("WAR", "inter-block", "global", (second, second))]  # block 0's read, block 1's second write
     with sanitize() as report:
         read_neighbour_block_own_buffer[2, 32](out, np.arange(64, dtype=np.float32))
     assert report.findings("info") == []
