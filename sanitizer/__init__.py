@@ -30,9 +30,10 @@ running blocks and barriers), ``shadow`` (watched arrays, addresses, initializat
 checks at each barrier and block end, the memory profile), ``report``, ``runner`` (the process behind
 ``cli.py sanitize``).
 
-What it does not see: device arrays made before the ``sanitize`` block count as initialized; a partial
-warp mask only orders the lanes that took part (a warp epoch per lane); a spin loop that never touches an
-array cannot be stopped, only left behind by the watchdog.
+What it does not see: device arrays made before the ``sanitize`` block count as initialized; two lanes of
+one warp count as ordered when their numbers of completed warp rendezvous (``sanitizer.warp``: syncwarp,
+shuffles, votes) differ since the last barrier, exact for full-mask calls, an approximation for partial
+masks; a spin loop that never touches an array cannot be stopped, only left behind by the watchdog.
 
 ``sanitizer.warp`` adds the warp primitives the plain simulator lacks (``syncwarp``, ``shfl_*_sync``,
 ``ballot_sync``, ``all_sync``, ``any_sync``, ``activemask``).
