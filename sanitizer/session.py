@@ -272,7 +272,7 @@ def _block_thread_class():
         def __init__(self, target, runner, block_idx, thread_idx):
             super().__init__(target, runner, block_idx, thread_idx, False)
             self._log = runner.log
-            self._step = self.thread_id
+            self._step = self.thread_id << shadow.TID_SHIFT
             self._waiting_at = None
             self._sanitized = True
 
@@ -406,7 +406,7 @@ class BlockRunner:
             return
         self._end_epoch()
         for t in self.waiting:
-            t._step = t.thread_id
+            t._step = t.thread_id << shadow.TID_SHIFT
             t._waiting_at = None
         self.waiting.clear()
         self.epoch += 1
