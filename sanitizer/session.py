@@ -389,8 +389,8 @@ class BlockRunner:
         with self.cond:
             self.live.discard(thread)
             self.progress += 1
-            if thread.exception is not None and self.failure is None:
-                self.failure = thread.exception
+            if thread.exception is not None and self.failure is None and not self.aborted:
+                self.failure = thread.exception  # (after an abort, a lane's complaint about it is no news)
             elif not thread.abort:
                 self.exited_in_epoch.append(thread)
                 if self.waiting and len(self.waiting) == len(self.live) and not self.aborted:
