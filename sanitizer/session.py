@@ -72,7 +72,9 @@ def sanitize(tools="all", schedule: str = "in-order", seed: int = 0, print_level
     """Watch every simulator launch inside the block; yields the ``Report`` (filled as launches run).
 
     ``tools``: 'all' or some of race, sync, bounds, init, memory (a comma string or a list). ``schedule``:
-    the order blocks run and each block's threads start (in-order, reverse, random with ``seed``).
+    the order blocks run and each block's threads start (in-order, reverse, random with ``seed``); the
+    verdicts do not depend on it, a racy kernel's answer may. ``print_level``: the default of
+    ``report.text()`` (info shows same-value writes too).
     ``watchdog_s``: a block in which no thread reaches a barrier or exits for that long is ended and
     reported. ``max_findings``: distinct findings kept per launch (the rest are counted). Nests: an inner
     block's settings govern its launches, and every open report records them."""
