@@ -79,6 +79,9 @@ def sanitize(tools="all", schedule: str = "in-order", seed: int = 0, print_level
     reported. ``max_findings``: distinct findings kept per launch (the rest are counted). Nests: an inner
     block's settings govern its launches, and every open report records them."""
     session = Session(tools, schedule, seed, print_level, watchdog_s, max_findings)
+    if not available():
+        raise RuntimeError("sanitize() watches Numba's CUDA simulator, which is off in this process: set "
+                           "NUMBA_ENABLE_CUDASIM=1 before numba is imported (python cli.py sanitize SCRIPT does)")
     with _PATCH_LOCK:
         if not _ACTIVE:
             _install()
@@ -90,6 +93,13 @@ def sanitize(tools="all", schedule: str = "in-order", seed: int = 0, print_level
             _ACTIVE.remove(session)
             if not _ACTIVE:
                 _uninstall()
+
+
+def available() -> bool:
+    """True when this process runs CUDA kernels in Numba's simulator (what the sanitizer watches)."""
+    import numba
+
+    return bool(numba.config.ENABLE_CUDASIM)
 
 
 def active() -> bool:

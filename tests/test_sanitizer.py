@@ -640,3 +640,17 @@ def test_a_read_before_the_threads_own_write_is_uninitialized():
     finding = only(report)
     assert (finding.kind, finding.lines, finding.count) == \
         ("uninitialized_read", [line_of(read_then_write_own_slot, "out[t] = tile[t]")], 32)
+
+
+def test_without_the_simulator_sanitize_says_so_in_one_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    code = ("import sanitizer\ntry:\n    with sanitizer.sanitize():\n        pass\nexcept RuntimeError as e:\n"
+            "    print(e)\nprint(sanitizer.available())\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-2].startswith("sanitize() watches Numba's CUDA simulator, which is off")
+    assert done.stdout.splitlines()[-1] == "False"
