@@ -500,6 +500,7 @@ def test_json_follows_the_issue_schema_exactly():
     assert "Race reported between Write access at" in text and "SUMMARY shift_left_racy" in text
     assert "ERROR SUMMARY: 1 error" in text
     assert report.first_finding_line().startswith("error: Race reported between Write access")
+    assert "fix? a cuda.syncthreads() after the write at line" in text
 
 
 def test_findings_are_capped_per_launch_with_the_rest_counted():
