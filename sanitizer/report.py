@@ -63,6 +63,9 @@ class Finding:
                 return (f"a cuda.syncthreads() after the read at line {first}, before the write at line {last} "
                         "(at the end of a loop that reloads a tile?)")
             return "one writer per element, or cuda.atomic for a shared total?"
+        if self.kind == "barrier_divergence" and "watchdog" in self.example:
+            return ("never wait for another block (or a thread that cannot run first): split the work into two "
+                    "launches")
         if self.kind == "barrier_divergence":
             return ("every thread of a block must reach the same cuda.syncthreads(): guard the work with the "
                     "condition, not the barrier (no return before it)")

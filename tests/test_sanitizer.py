@@ -388,7 +388,7 @@ def test_the_watchdog_ends_a_launch_that_can_never_finish():
     with sanitize(tools="sync,race", watchdog_s=1.0) as report:
         wait_for_the_next_block[2, 1](flags)
     finding = [f for f in report.errors() if f.kind == "barrier_divergence"][0]
-    assert "watchdog" in finding.example
+    assert "watchdog" in finding.example and "two launches" in finding.hint()
     assert line_of(wait_for_the_next_block, "while flags") in finding.lines
     assert report.launches[0].ended_early
 
