@@ -655,3 +655,20 @@ def test_without_the_simulator_sanitize_says_so_in_one_line():
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines()[-2].startswith("sanitize() watches Numba's CUDA simulator, which is off")
     assert done.stdout.splitlines()[-1] == "False"
+
+
+@cuda.jit
+def shuffle_after_early_exit(out, x):
+    t = cuda.threadIdx.x
+    if t >= 16:
+        return
+    out[t] = cuda.shfl_down_sync(0xFFFFFFFF, x[t], 1)  # lanes 16-31 named in the mask have left
+
+
+def test_a_warp_mask_naming_lanes_that_left_is_a_finding_not_a_crash():
+    pytest.importorskip("sanitizer.warp")
+    with sanitize() as report:
+        shuffle_after_early_exit[1, 32](np.zeros(32, np.float32), np.ones(32, np.float32))
+    finding = only(report)
+    assert finding.kind == "barrier_divergence" and finding.lines == [line_of(shuffle_after_early_exit, "shfl_down")]
+    assert "16-31" in finding.example and report.launches[0].ended_early
