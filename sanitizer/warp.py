@@ -90,6 +90,11 @@ def _call_site(depth: int = 2) -> tuple[str, int]:
     return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("<unknown>", 0)
 
 
+def _lanes_named(lanes) -> str:
+    """'lane 3' or 'lanes 0-3, 7, 16-31'."""
+    return f"lane{'s' if len(lanes) > 1 else ''} {_lanes_text(lanes)}"
+
+
 def _lanes_text(lanes) -> str:
     """Lane numbers as short ranges: '0-3, 7, 16-31'."""
     lanes, parts, i = sorted(lanes), [], 0
@@ -269,6 +274,8 @@ def _stuck(block: _Block, warp: _Warp, r: _Rendezvous) -> str | None:
     """Why ``r`` can never complete, or None while it still may."""
     base = warp.warp * WARP_SIZE
     missing = sorted(r.expected - r.arrivals.keys())
+    if not missing:
+        return None
     reasons = {lane: block.where(base + lane) for lane in missing}
     if not any(reasons.values()):
         # every missing lane may still come, unless each waits at another warp primitive and no lane of the
@@ -283,9 +290,9 @@ def _stuck(block: _Block, warp: _Warp, r: _Rendezvous) -> str | None:
     groups: dict[str, list[int]] = {}
     for lane, reason in reasons.items():
         groups.setdefault(reason or "not arrived yet", []).append(lane)
-    why = "; ".join(f"lane{'s' if len(lanes) > 1 else ''} {_lanes_text(lanes)}: {reason}"
+    why = "; ".join(f"{_lanes_named(lanes)}: {reason}"
                     for reason, lanes in groups.items())
-    return (f"{r.describe()}: lanes {_lanes_text(missing)} named in the mask never arrive "
+    return (f"{r.describe()}: {_lanes_named(missing)} named in the mask never arrive "
             f"(warp {warp.warp} of block {block.block_idx}; {why}). Every lane named in a warp primitive's "
             "mask must reach the same primitive with the same mask: keep them alive to the call, or pass the "
             "mask of the lanes that do (e.g. from ballot_sync before they part)")
@@ -309,7 +316,10 @@ def _rendezvous(kind: str, mask, argument=None):
         r.arrivals[lane] = (argument, site)
         warp.progress += 1
         if r.arrivals.keys() >= r.expected:
-            _complete(r)
+            try:
+                _complete(r)
+            except WarpSyncError as error:  # an undefined read, with UNDEFINED_READS = "error": every lane raises
+                r.error = str(error)
             warp.open.remove(r)
             for other in r.arrivals:
                 warp.waiting.pop(other, None)
@@ -324,7 +334,7 @@ def _rendezvous(kind: str, mask, argument=None):
                         raise RuntimeError(f"{kind}: the launch was aborted (another thread raised)")
                     problem = _stuck(block, warp, r)
                     if problem is None and _now() - since > WATCHDOG_S:
-                        problem = (f"{r.describe()}: lanes {_lanes_text(sorted(r.expected - r.arrivals.keys()))} "
+                        problem = (f"{r.describe()}: {_lanes_named(sorted(r.expected - r.arrivals.keys()))} "
                                    f"named in the mask did not arrive within {WATCHDOG_S:g} s (watchdog; warp "
                                    f"{warp.warp} of block {block.block_idx})")
                     if problem is not None:
