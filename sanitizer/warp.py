@@ -37,7 +37,6 @@ import math
 import os
 import sys
 import threading
-import weakref
 
 import numpy as np
 
@@ -51,7 +50,6 @@ _POLL_S = 0.05  # how often a waiting lane looks again (exits, aborts) when noth
 WARP_SYNC_LISTENERS: list = []  # listener(mask, file, line), called by each lane after each rendezvous
 
 _HERE = os.path.normcase(os.path.abspath(__file__))
-_STATES = weakref.WeakKeyDictionary()  # block owner (BlockManager or kernel context) -> {blockIdx: state}
 _STATES_LOCK = threading.Lock()
 _INSTALLED = [False]
 
@@ -166,6 +164,8 @@ class _Block:
 
 
 def _block_of(thread, block_dim) -> _Block:
+    """The state of the thread's block, kept on its BlockManager (or on the launch's fake cuda module): it goes
+    when the launch does."""
     owner = getattr(thread, "_manager", None)
     if owner is None:
         from numba.cuda.simulator import kernel
@@ -173,9 +173,7 @@ def _block_of(thread, block_dim) -> _Block:
         owner = kernel._get_kernel_context()
     block_idx = tuple(thread.blockIdx)
     with _STATES_LOCK:
-        blocks = _STATES.get(owner)
-        if blocks is None:
-            blocks = _STATES[owner] = {}
+        blocks = owner.__dict__.setdefault("_tilegrad_warp_blocks", {})
         state = blocks.get(block_idx)
         if state is None:
             state = blocks[block_idx] = _Block(block_dim, block_idx)
