@@ -149,8 +149,9 @@ class _Block:
         self.threads: dict[int, threading.Thread] = {}  # linear id -> thread, once seen
         self.exited: set[int] = set()
 
-    def where(self, linear: int) -> str | None:
-        """Why the lane with this linear id cannot arrive now, or None when it may still come."""
+    def where(self, linear: int, observer=None) -> str | None:
+        """Why the lane with this linear id cannot arrive now, or None when it may still come. A lane inside
+        a ``syncthreads`` that ``observer`` (the waiting lane) has already passed is being released: it may."""
         if linear in self.exited:
             return "exited"
         thread = self.threads.get(linear)
@@ -158,7 +159,8 @@ class _Block:
             return None  # not started yet
         if not thread.is_alive() and thread.ident is not None:
             return "exited"
-        if getattr(thread, "syncthreads_blocked", False):
+        if getattr(thread, "syncthreads_blocked", False) and \
+                getattr(thread, "_barriers_entered", 0) > getattr(observer, "_barriers_entered", 0):
             return "waits at syncthreads"
         return None
 
@@ -274,13 +276,14 @@ def _stuck(block: _Block, warp: _Warp, r: _Rendezvous) -> str | None:
     missing = sorted(r.expected - r.arrivals.keys())
     if not missing:
         return None
-    reasons = {lane: block.where(base + lane) for lane in missing}
+    observer = threading.current_thread()
+    reasons = {lane: block.where(base + lane, observer) for lane in missing}
     if not any(reasons.values()):
         # every missing lane may still come, unless each waits at another warp primitive and no lane of the
         # warp is left running to complete those
         if not all(lane in warp.waiting for lane in missing):
             return None
-        if any(lane not in warp.waiting and block.where(base + lane) is None for lane in range(warp.size)):
+        if any(lane not in warp.waiting and block.where(base + lane, observer) is None for lane in range(warp.size)):
             return None
     for lane in missing:
         if reasons[lane] is None and lane in warp.waiting:
@@ -451,7 +454,7 @@ PRIMITIVES = {f.__name__: f for f in (syncwarp, shfl_sync, shfl_up_sync, shfl_do
 
 def install() -> bool:
     """Put the warp primitives onto the simulator's fake ``cuda`` module (every launch's ``cuda.*`` inside a
-    kernel) and let the simulator's threads report their start and exit. Idempotent; False (and nothing
+    kernel) and let the simulator's threads report their start, exit and barriers. Idempotent; False (and nothing
     done) when the simulator is off."""
     import numba
 
@@ -474,5 +477,15 @@ def install() -> bool:
 
         run._tilegrad_warp = True
         kernel.BlockThread.run = run
+    original_syncthreads = kernel.BlockThread.syncthreads
+    if not getattr(original_syncthreads, "_tilegrad_warp", False):
+        def syncthreads(self):
+            # counted, so a lane waiting at a warp primitive can tell a barrier it has passed (the others are
+            # being released from it) from one it has not reached (they wait for it: never released)
+            self._barriers_entered = getattr(self, "_barriers_entered", 0) + 1
+            original_syncthreads(self)
+
+        syncthreads._tilegrad_warp = True
+        kernel.BlockThread.syncthreads = syncthreads
     _INSTALLED[0] = True
     return True

@@ -302,6 +302,29 @@ def test_lanes_waiting_at_syncthreads_raise():
     assert "waits at syncthreads" in message, message
 
 
+def test_lanes_released_from_a_barrier_are_not_taken_for_lanes_waiting_at_it():
+    # the simulator releases a barrier's threads one by one: a lane already out at a shuffle must not judge
+    # a lane still being released as stuck at syncthreads (switching threads often makes that likely)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    @cuda.jit
+    def barrier_then_shuffle(out):
+        t = cuda.threadIdx.x
+        v = t
+        for _ in range(6):
+            cuda.syncthreads()
+            v = cuda.shfl_xor_sync(0xFFFFFFFF, v, 1)
+        out[t] = v
+
+    try:
+        out = np.zeros(64, np.int64)
+        barrier_then_shuffle[1, 64](out)
+    finally:
+        sys.setswitchinterval(interval)
+    np.testing.assert_array_equal(out, np.arange(64))  # six swaps with the neighbour: back home
+
+
 def test_a_mask_without_the_calling_lane_raises():
     @cuda.jit
     def foreign(out):
@@ -365,9 +388,9 @@ def test_listeners_hear_every_lane_of_every_rendezvous_with_its_source_line():
 def test_install_is_idempotent():
     from numba.cuda.simulator import kernel, kernelapi
 
-    run_before = kernel.BlockThread.run
+    run_before, barrier_before = kernel.BlockThread.run, kernel.BlockThread.syncthreads
     assert warp.install() and warp.install()
-    assert kernel.BlockThread.run is run_before
+    assert kernel.BlockThread.run is run_before and kernel.BlockThread.syncthreads is barrier_before
     for name, fn in warp.PRIMITIVES.items():
         assert getattr(kernelapi.FakeCUDAModule, name) is fn
 
