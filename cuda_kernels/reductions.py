@@ -59,6 +59,12 @@ def _check_scalar_out(op, name, out, backend, dtype):
     check_array(op, name, out, backend, shape=(1,), dtype=dtype)
 
 
+def _whole_warps(op, block):
+    if block is not None and (block <= 0 or block % WARP_SIZE):
+        raise ValueError(f"{op}: argument 'block' must be a positive multiple of {WARP_SIZE} (whole warps), "
+                         f"got {block}")
+
+
 def _check_scaled_sum(backend, out, x):
     dt = float_dtype(backend)
     check_array("scaled_sum", "x", x, backend, dtype=dt, ndim=1)
@@ -613,12 +619,6 @@ def column_sums_cuda(out, x, accumulate=False, stream=0):
         column_chunk_sums_kernel[chunk_grid, (COLUMN_TILE, ROW_STRIPES), stream](partials, x)
         x = partials
     column_sums_kernel[grid, (COLUMN_TILE, ROW_STRIPES), stream](out, x, np.int32(accumulate))
-
-
-def _whole_warps(op, block):
-    if block is not None and (block <= 0 or block % WARP_SIZE):
-        raise ValueError(f"{op}: argument 'block' must be a positive multiple of {WARP_SIZE} (whole warps), "
-                         f"got {block}")
 
 
 def _scaled_sum(out, x, scale, version, stream):
