@@ -182,6 +182,18 @@ def elementwise_cases(quick: bool) -> Iterator[Case]:
             yield Case("elementwise", f"{name} {size / (1 << 20):g}M floats",
                        {"cpu": ["prange"], "cuda": ["grid-stride"]}, setup, bytes=float(moved * size),
                        peer={"kind": "elementwise", "name": name, "x": x, "y": y})
+    # the one-block sum behind every loss (cuda_kernels/reductions.py): a shared-memory tree against warp shuffles
+    x = np.random.default_rng(5).standard_normal(1 << 16).astype(np.float32)
+    total = x.astype(np.float64).sum()
+
+    def setup_sum(dev, impl, x=x, ref=total):
+        X, out = dev.asarray(x), dev.empty((1,))
+        extra = {} if impl == "serial" else {"version": impl}
+        return lambda: dev.kernels.scaled_sum(out, X, 1.0, **extra), lambda: rel_error(_host(dev, out), [ref])
+
+    yield Case("elementwise", "sum 64K floats (one block)",
+               {"cpu": ["serial"], "cuda": ["shared_tree", "warp_shuffle"]}, setup_sum, flops=float(x.size),
+               bytes=4.0 * x.size)
 
 
 # ------------------------------------------------------------------------------------------------

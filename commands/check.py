@@ -173,8 +173,8 @@ def _raised_at(lines: list[str], location: re.Pattern) -> str | None:
     for line in reversed(lines):
         found = location.match(line)
         if not found or "site-packages" in found["path"] or "/lib/python" in found["path"] \
-                or found["path"].startswith("<"):
-            continue
+                or found["path"].startswith("<") or "sanitizer" in Path(found["path"]).parts[:-1]:
+            continue  # (the sanitizer's checks raise inside it: the kernel's line that called it is the place)
         path = Path(found["path"])
         if path.parent.name == "tests" and path.name.startswith(("test_", "support", "conftest")):
             return None  # the test's own lines: the message says what it checked

@@ -126,6 +126,10 @@ def device_function(fn=None, *, forceinline: bool = False):
 
 if SIMULATOR:
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as _DeviceArray
+
+    from sanitizer.warp import install as _install_warp_primitives
+
+    _install_warp_primitives()  # the simulator lacks shfl_*_sync, ballot_sync, syncwarp, ... (numba #8433)
 else:
     from numba.cuda.cudadrv.devicearray import DeviceNDArray as _DeviceArray
 

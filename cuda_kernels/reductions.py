@@ -9,6 +9,12 @@ Napkin math: each op reads its input once (4 bytes/element) and does 1-3 FLOPs p
 reductions (mean, count) are meant for per-sample vectors (N <= a few thousand), where one block
 streaming the vector is cheaper than a second launch.
 
+Versions that teach: a one-block sum (``scaled_sum``) folds its threads' partial sums in a shared-memory
+tree (``shared_tree``: log2(block) barriers) or with warp shuffles (``warp_shuffle``: lanes add each other's
+registers, one barrier for the warps' sums); softmax runs one thread per row (``thread_per_row``: fine for
+10 classes) or one warp per row (``warp_per_row``: lanes read a wide row together, coalesced, and meet
+through xor shuffles).
+
 Softmax is computed stably: subtract the row maximum before exp, so no logit overflows. A label out of
 [0, C) is rejected at the boundary on the CPU backends; on the GPU (where checking would cost a copy)
 it makes that row's loss NaN, which the training loop reports.
@@ -22,12 +28,15 @@ import numpy as np
 from numba import cuda, float32, int32, njit, prange
 
 from .backend import implements
-from .checks import INDEX, check_array, float_dtype
+from .checks import INDEX, check_array, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
 
 REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
 REDUCE_SHARED = 256
 COLUMN_TILE, ROW_STRIPES = 32, 8
+WARP_SIZE, FULL_MASK = 32, 0xFFFFFFFF
+SUM_VERSIONS = ("shared_tree", "warp_shuffle")
+SOFTMAX_VERSIONS = ("thread_per_row", "warp_per_row")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -48,6 +57,18 @@ def _check_softmax(op, backend, probs, logits, labels):
 
 def _check_scalar_out(op, name, out, backend, dtype):
     check_array(op, name, out, backend, shape=(1,), dtype=dtype)
+
+
+def _whole_warps(op, block):
+    if block is not None and (block <= 0 or block % WARP_SIZE):
+        raise ValueError(f"{op}: argument 'block' must be a positive multiple of {WARP_SIZE} (whole warps), "
+                         f"got {block}")
+
+
+def _check_scaled_sum(backend, out, x):
+    dt = float_dtype(backend)
+    check_array("scaled_sum", "x", x, backend, dtype=dt, ndim=1)
+    _check_scalar_out("scaled_sum", "out", out, backend, dt)
 
 
 def _check_column_sums(backend, out, x):
@@ -85,6 +106,13 @@ def column_sums_reference(out, x, accumulate=False):
     """out = sum over rows of x (accumulate=True: out += that sum, for gradients summed over time)."""
     _check_column_sums("numpy", out, x)
     out[...] = x.sum(axis=0) + (out if accumulate else 0)
+
+
+@implements("scaled_sum", "numpy")
+def scaled_sum_reference(out, x, scale=1.0):
+    """out[0] = scale * sum(x) (a mean with scale = 1 / x.size)."""
+    _check_scaled_sum("numpy", out, x)
+    out[0] = scale * x.sum()
 
 
 @implements("softmax_cross_entropy_forward", "numpy")
@@ -215,6 +243,14 @@ def _mean_cpu(x):
     return np.float32(total / x.size)
 
 
+@njit(cache=True)
+def _sum_cpu(x):
+    total = np.float64(0.0)  # as in _mean_cpu
+    for i in range(x.size):
+        total += x[i]
+    return total
+
+
 @njit(parallel=True, cache=True)
 def _softmax_cross_entropy_backward_cpu(dlogits, probs, labels, scale):
     n, c = probs.shape
@@ -269,6 +305,12 @@ def column_sums_cpu(out, x, accumulate=False):
         _column_sums_wide_cpu(out, x, bool(accumulate))
     else:
         _column_sums_narrow_cpu(out, x, bool(accumulate))
+
+
+@implements("scaled_sum", "cpu")
+def scaled_sum_cpu(out, x, scale=1.0):
+    _check_scaled_sum("cpu", out, x)
+    out[0] = np.float32(scale * _sum_cpu(x))
 
 
 @implements("softmax_cross_entropy_forward", "cpu")
@@ -403,6 +445,59 @@ def scaled_sum_kernel(out, x, scale):
         out[0] = partial[0] * scale
 
 
+# A warp's 32 lanes can read each other's registers (shfl.sync): a tree sum over a warp needs no shared
+# memory and no barrier, where the shared-memory tree above stores, waits and loads at every level.
+@device_function
+def _warp_sum(value):
+    """The sum of ``value`` over a whole warp, in lane 0 (shfl_down: each step adds the upper half)."""
+    offset = WARP_SIZE // 2
+    while offset > 0:
+        value += cuda.shfl_down_sync(FULL_MASK, value, offset)
+        offset //= 2
+    return value
+
+
+@device_function
+def _warp_sum_all(value):
+    """The sum of ``value`` over a whole warp, in every lane (shfl_xor: each step swaps halves)."""
+    offset = WARP_SIZE // 2
+    while offset > 0:
+        value += cuda.shfl_xor_sync(FULL_MASK, value, offset)
+        offset //= 2
+    return value
+
+
+@device_function
+def _warp_max_all(value):
+    """The largest ``value`` of a whole warp, in every lane."""
+    offset = WARP_SIZE // 2
+    while offset > 0:
+        value = max(value, cuda.shfl_xor_sync(FULL_MASK, value, offset))
+        offset //= 2
+    return value
+
+
+@gpu_kernel("void(float32[::1], float32[::1], float32)", fastmath=True)
+def scaled_sum_warp_shuffle_kernel(out, x, scale):
+    """One block of whole warps: out[0] = scale * sum(x). Each warp sums its lanes with shuffles, then
+    warp 0 sums the warps' sums the same way: one barrier, where the shared-memory tree takes log2(block)."""
+    warp_sums = cuda.shared.array(WARP_SIZE, float32)
+    t = cuda.threadIdx.x
+    lane, warp = t % WARP_SIZE, t // WARP_SIZE
+    acc = float32(0.0)
+    for i in range(t, x.size, cuda.blockDim.x):
+        acc += x[i]
+    acc = _warp_sum(acc)
+    if lane == 0:
+        warp_sums[warp] = acc
+    cuda.syncthreads()
+    if warp == 0:
+        acc = warp_sums[lane] if lane < cuda.blockDim.x // WARP_SIZE else float32(0.0)
+        acc = _warp_sum(acc)
+        if lane == 0:
+            out[0] = acc * scale
+
+
 @gpu_kernel("void(float32[::1], float32[:, ::1], float32[:, ::1], int32[::1])")
 def softmax_cross_entropy_kernel(row_losses, probs, logits, labels):
     """One thread per row (C is small: 10 classes): stable softmax and that row's loss."""
@@ -425,6 +520,34 @@ def softmax_cross_entropy_kernel(row_losses, probs, logits, labels):
             row_losses[i] = math.log(total) + biggest - logits[i, label]
         else:
             row_losses[i] = float32(math.nan)
+
+
+@gpu_kernel("void(float32[::1], float32[:, ::1], float32[:, ::1], int32[::1])")
+def softmax_cross_entropy_warp_per_row_kernel(row_losses, probs, logits, labels):
+    """One warp per row (wide rows: a vocabulary): the lanes stride the row together, so each read of 32
+    logits is one coalesced request; the row's max and sum reach every lane through xor shuffles."""
+    n, c = logits.shape
+    lane = cuda.threadIdx.x % WARP_SIZE
+    for i in range(cuda.grid(1) // WARP_SIZE, n, cuda.gridsize(1) // WARP_SIZE):  # the same rows in every lane
+        biggest = float32(-math.inf)
+        for j in range(lane, c, WARP_SIZE):
+            biggest = max(biggest, logits[i, j])
+        biggest = _warp_max_all(biggest)
+        total = float32(0.0)
+        for j in range(lane, c, WARP_SIZE):
+            e = math.exp(logits[i, j] - biggest)
+            probs[i, j] = e
+            total += e
+        total = _warp_sum_all(total)
+        inv = float32(1.0) / total
+        for j in range(lane, c, WARP_SIZE):
+            probs[i, j] *= inv
+        label = labels[i]
+        if lane == 0:
+            if 0 <= label < c:
+                row_losses[i] = math.log(total) + biggest - logits[i, label]
+            else:
+                row_losses[i] = float32(math.nan)
 
 
 @gpu_kernel("void(float32[:, ::1], float32[:, ::1], int32[::1], float32)", fastmath=True)
@@ -498,13 +621,41 @@ def column_sums_cuda(out, x, accumulate=False, stream=0):
     column_sums_kernel[grid, (COLUMN_TILE, ROW_STRIPES), stream](out, x, np.int32(accumulate))
 
 
+def _scaled_sum(out, x, scale, version, stream):
+    kernel = scaled_sum_warp_shuffle_kernel if version == "warp_shuffle" else scaled_sum_kernel
+    kernel[1, REDUCE_THREADS, stream](out, x, np.float32(scale))
+
+
+# The simulator runs the versions the tests pick; on a GPU, shuffles (GPU tier: tests -m gpu).
+DEFAULT_SUM = "shared_tree" if SIMULATOR else "warp_shuffle"
+
+
+@implements("scaled_sum", "cuda")
+def scaled_sum_cuda(out, x, scale=1.0, version=None, stream=0):
+    """out[0] = scale * sum(x) in one block; ``version`` one of SUM_VERSIONS."""
+    _check_scaled_sum("cuda", out, x)
+    version = DEFAULT_SUM if version is None else version
+    check_in("scaled_sum", "version", version, SUM_VERSIONS)
+    _scaled_sum(out, x, scale, version, stream)
+
+
 @implements("softmax_cross_entropy_forward", "cuda")
-def softmax_cross_entropy_forward_cuda(loss, row_losses, probs, logits, labels, block=None, stream=0):
-    n, _ = _check_softmax("softmax_cross_entropy_forward", "cuda", probs, logits, labels)
+def softmax_cross_entropy_forward_cuda(loss, row_losses, probs, logits, labels, block=None, stream=0,
+                                       version=None):
+    """``version`` one of SOFTMAX_VERSIONS; by default a warp per row for rows of a warp or more (on a GPU)."""
+    n, c = _check_softmax("softmax_cross_entropy_forward", "cuda", probs, logits, labels)
     check_array("softmax_cross_entropy_forward", "row_losses", row_losses, "cuda", shape=(n,))
     _check_scalar_out("softmax_cross_entropy_forward", "loss", loss, "cuda", np.float32)
-    launch_1d(softmax_cross_entropy_kernel, n, block, stream)(row_losses, probs, logits, labels)
-    scaled_sum_kernel[1, REDUCE_THREADS, stream](loss, row_losses, np.float32(1.0 / n))
+    if version is None:
+        version = "warp_per_row" if c >= WARP_SIZE and not SIMULATOR else "thread_per_row"
+    check_in("softmax_cross_entropy_forward", "version", version, SOFTMAX_VERSIONS)
+    if version == "warp_per_row":
+        _whole_warps("softmax_cross_entropy_forward", block)
+        launch_1d(softmax_cross_entropy_warp_per_row_kernel, n * WARP_SIZE, block, stream)(
+            row_losses, probs, logits, labels)
+    else:
+        launch_1d(softmax_cross_entropy_kernel, n, block, stream)(row_losses, probs, logits, labels)
+    _scaled_sum(loss, row_losses, 1.0 / n, DEFAULT_SUM, stream)
 
 
 @implements("softmax_cross_entropy_backward", "cuda")
@@ -520,7 +671,7 @@ def mse_forward_cuda(loss, squared_error, pred, target, block=None, stream=0):
     flat = squared_error.reshape(squared_error.size)
     launch_1d(squared_error_kernel, pred.size, block, stream)(flat, pred.reshape(pred.size),
                                                               target.reshape(target.size))
-    scaled_sum_kernel[1, REDUCE_THREADS, stream](loss, flat, np.float32(1.0 / pred.size))
+    _scaled_sum(loss, flat, 1.0 / pred.size, DEFAULT_SUM, stream)
 
 
 @implements("mse_backward", "cuda")

@@ -148,6 +148,17 @@ def main() -> int:
     check("mse_forward", host(loss), [((logits.astype(np.float64) - target) ** 2).mean()])
     GPU.mse_backward(dpred, dev(logits), dev(target))
     check("mse_backward", host(dpred), 2 * (logits.astype(np.float64) - target) / logits.size)
+    wide, wide_labels = r(5, 67) * 5, rng.integers(0, 67, 5).astype(np.int32)  # a warp per row: 67 = 2 warps + 3
+    wloss, wrows = dev(np.empty(1, np.float32)), dev(np.empty(5, np.float32))
+    wprobs = dev(np.empty((5, 67), np.float32))
+    GPU.softmax_cross_entropy_forward(wloss, wrows, wprobs, dev(wide), dev(wide_labels), version="warp_per_row")
+    l64, r64, p64 = np.empty(1), np.empty(5), np.empty((5, 67))
+    REF.softmax_cross_entropy_forward(l64, r64, p64, wide.astype(np.float64), wide_labels)
+    check("softmax_cross_entropy_forward (warp per row)", host(wprobs), p64)
+    for version in R.SUM_VERSIONS:
+        GPU.scaled_sum(loss, dev(logits.ravel()), 0.5, version=version)
+        check(f"scaled_sum ({version})", host(loss), [0.5 * logits.astype(np.float64).sum()])
+    launched.update({"softmax_cross_entropy_warp_per_row_kernel", "scaled_sum_warp_shuffle_kernel"})
     launched.update({"softmax_cross_entropy_kernel", "scaled_sum_kernel", "softmax_cross_entropy_backward_kernel",
                      "column_sums_kernel", "argmax_rows_kernel", "count_equal_kernel", "squared_error_kernel",
                      "mse_backward_kernel"})

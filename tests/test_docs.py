@@ -51,6 +51,7 @@ def test_chapter_two_runs_without_a_gpu_and_without_the_simulator_variable(tmp_p
     script = tmp_path / "chapter2.py"
     script.write_text("\n".join(python_blocks(ROOT / "docs" / "tutorials" / "02-first-kernel.md")))
     env = {k: v for k, v in os.environ.items() if k != cuda_probe.SIMULATOR_VARIABLE}
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's packages, as a reader's python started in it imports them
     out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -221,3 +221,26 @@ def test_momentum():
     case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([0.1, 0.01]),
                                   "momentum": st.sampled_from([0.5, 0.9]), "seed": st.integers(0, 999)})
     for_all("cpu", case, check)
+
+
+# -- chapter 2: a warp-shuffle sum ---------------------------------------------------------------------
+@pytest.mark.gpu
+def test_warp_sum():
+    module = student("warp_sum")
+
+    def check(c):
+        from numba import cuda
+
+        rng = np.random.default_rng(c["seed"])
+        n, threads = c["n"], c["threads"]
+        x = rng.standard_normal(n).astype(np.float32)
+        blocks = -(-n // threads)
+        warps = blocks * threads // 32
+        expected = np.pad(x.astype(np.float64), (0, warps * 32 - n)).reshape(warps, 32).sum(axis=1)
+        out = cuda.to_device(np.full(warps, np.nan, np.float32))
+        shape = attempt_kernel(module.warp_sum_kernel, blocks, threads, out, cuda.to_device(x))
+        close(out.copy_to_host(), expected, f"warp_sum n={n} ({warps} warps, one sum each)\n{shape}", 1e-5, 1e-5)
+
+    case = st.fixed_dictionaries({"n": st.sampled_from([1, 5, 31, 32, 33, 63, 64, 65, 100]),
+                                  "threads": st.sampled_from([32, 64]), "seed": st.integers(0, 999)})
+    for_all("cuda", case, check, sim_examples=5)

@@ -1,11 +1,19 @@
 """Reductions and losses on every backend against float64 references."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, to_backend, to_host
 
 from cuda_kernels import reductions as R
+
+WARP_KERNELS = ["scaled_sum_warp_shuffle_kernel", "softmax_cross_entropy_warp_per_row_kernel"]
 
 
 def case(backend):
@@ -130,3 +138,76 @@ def test_out_of_range_labels_make_the_gpu_loss_nan():
                                     to_backend("cuda", np.zeros((2, 3), np.float32)),
                                     to_backend("cuda", np.array([0, 5], np.int32)))
     assert np.isnan(to_host(loss)[0])
+
+
+def versions(backend, all_versions):
+    return list(all_versions) if backend == "cuda" else [None]  # the ladder's rungs are CUDA kernels
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scaled_sum_every_version(backend):
+    # sizes straddle a warp (32) and the block (32 threads in the simulator, 256 on a GPU)
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        x = random_array(rng, (c["n"],))
+        k = kernels(backend)
+        for version in versions(backend, R.SUM_VERSIONS):
+            out = poisoned(backend, (1,))
+            extra = {} if version is None else {"version": version}
+            k.scaled_sum(out, to_backend(backend, x), c["scale"], **extra)
+            assert_close(out, [c["scale"] * x.astype(np.float64).sum()], 1e-5, 1e-5 * c["n"] ** 0.5,
+                         f"scaled_sum {version} {c}")
+
+    for_all(backend, st.fixed_dictionaries({
+        "n": st.sampled_from([1, 2, 31, 32, 33, 63, 65, 255, 256, 257]), "scale": st.sampled_from([1.0, 0.25]),
+        "seed": st.integers(0, 999)}), check, sim_examples=4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_softmax_every_version_on_rows_around_a_warp(backend):
+    # classes straddle a warp: the warp-per-row rung's lanes stride the row 32 logits at a time
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        n, C = c["n"], c["c"]
+        logits = random_array(rng, (n, C), 10.0)
+        labels = rng.integers(0, C, n).astype(np.int32)
+        loss64, rows64, probs64 = np.empty(1), np.empty(n), np.empty((n, C))
+        kernels("numpy").softmax_cross_entropy_forward(loss64, rows64, probs64, logits.astype(np.float64), labels)
+        k = kernels(backend)
+        for version in versions(backend, R.SOFTMAX_VERSIONS):
+            loss, rows, probs = poisoned(backend, (1,)), poisoned(backend, (n,)), poisoned(backend, (n, C))
+            extra = {} if version is None else {"version": version}
+            k.softmax_cross_entropy_forward(loss, rows, probs, to_backend(backend, logits),
+                                            to_backend(backend, labels), **extra)
+            assert_close(probs, probs64, 1e-4, 1e-6, f"probs {version}")
+            assert_close(rows, rows64, 1e-4, 2e-5, f"row losses {version}")
+            assert_close(loss, loss64, 1e-4, 2e-5, f"mean loss {version}")
+
+    for_all(backend, st.fixed_dictionaries({
+        "n": st.sampled_from([1, 3, 5]), "c": st.sampled_from([1, 31, 32, 33, 65]),
+        "seed": st.integers(0, 999)}), check, sim_examples=3)
+
+
+def test_the_warp_rungs_reject_a_version_or_block_they_cannot_run():
+    k = kernels("cuda")
+    with pytest.raises(ValueError, match=r"'version' must be one of \['shared_tree', 'warp_shuffle'\]"):
+        k.scaled_sum(poisoned("cuda", (1,)), to_backend("cuda", np.ones(3, np.float32)), version="atomics")
+    x = to_backend("cuda", np.zeros((2, 40), np.float32))
+    with pytest.raises(ValueError, match=r"'block' must be a positive multiple of 32 \(whole warps\), got 48"):
+        k.softmax_cross_entropy_forward(poisoned("cuda", (1,)), poisoned("cuda", (2,)), poisoned("cuda", (2, 40)), x,
+                                        to_backend("cuda", np.zeros(2, np.int32)), block=48, version="warp_per_row")
+
+
+@pytest.mark.compile
+def test_the_warp_rungs_compile_to_warp_shuffles_without_float64():
+    # compile_ptx cannot run in a simulator process: a fresh one, as tests/test_ptx.py does
+    pytest.importorskip("cuda.bindings.nvjitlink", reason="the compile tier needs the cuda extra")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, "-m", "cuda_kernels.ptx", "--json", "--ptx", *WARP_KERNELS],
+                            cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for report in json.loads(result.stdout):
+        shuffles = [line for line in report["ptx"].splitlines() if "shfl.sync" in line]
+        assert len(shuffles) >= 5, f"{report['name']}: {len(shuffles)} shfl.sync in its PTX, a warp tree needs 5"
+        assert report["f64_instructions"] == 0, f"{report['name']}: float64 crept in"
