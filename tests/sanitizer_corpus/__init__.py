@@ -24,6 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("race", "barrier_divergence", "out_of_bounds", "uninitialized_read")
+SEVERITY_ORDER = ("error", "warning", "info")
 
 
 def _caller_file(depth: int = 2) -> Path:
@@ -88,6 +89,11 @@ def cases() -> list[Case]:
     return [load(name) for name in names()]
 
 
+def twin(name: str) -> str:
+    """The fixed twin's name of a seeded case: ``NAME_fixed``."""
+    return f"{name}_fixed"
+
+
 @dataclass
 class Outcome:
     """What the sanitizer said about one case: its findings and memory rows in the case's own file."""
@@ -97,9 +103,13 @@ class Outcome:
     raised: str | None = None
 
     def verdict(self) -> list:
-        """The findings as comparable tuples, without the example (values and threads vary by schedule)."""
-        return sorted({(f["kind"], f["severity"], f["space"], f["hazard"], f["scope"], tuple(sorted(set(f["lines"]))))
-                       for f in self.findings})
+        """What the sanitizer concluded, comparable between schedules: per kind, space and lines, the most
+        severe severity (examples, counts and the hazard's direction depend on which thread came first)."""
+        worst = {}
+        for f in self.findings:
+            key = (f["kind"], f["space"], tuple(sorted(set(f["lines"]))))
+            worst[key] = min(worst.get(key, "info"), f["severity"], key=SEVERITY_ORDER.index)
+        return sorted((*key, severity) for key, severity in worst.items())
 
 
 def run(case: Case, schedule: str = "in-order", seed: int = 0) -> Outcome:

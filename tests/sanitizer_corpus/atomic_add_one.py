@@ -1,22 +1,23 @@
-"""Each thread takes a ticket with an atomic add and writes to its own slot: atomics never race."""
-# Ported from: mc-imperial/gpuverify testsuite/CUDA/atomics/add_one (//pass)
+"""A global counter incremented with a plain read-modify-write by every thread of two blocks."""
+# Ported from: mc-imperial/gpuverify testsuite/CUDA/atomics/add_one, atomicAdd replaced by += (2 blocks)
 import numpy as np
 from numba import cuda
 
+from sanitizer_corpus import finding
+
 THREADS = 32
+BLOCKS = 2
 
 
 @cuda.jit
-def race_test(counter, slots):
-    j = cuda.atomic.add(counter, 0, 1)
-    slots[j] = cuda.threadIdx.x
+def count(counter):
+    counter[0] += 1  # <- RACE
 
 
-EXPECT = []
+EXPECT = [finding("race", "RACE", space="global")]
 
 
 def launch():
     counter = cuda.to_device(np.zeros(1, np.int32))
-    slots = cuda.to_device(np.zeros(THREADS, np.int32))
-    race_test[1, THREADS](counter, slots)
-    return slots.copy_to_host()
+    count[BLOCKS, THREADS](counter)
+    return counter.copy_to_host()

@@ -1,0 +1,107 @@
+"""The sanitizer held to its validation corpus (tests/sanitizer_corpus/): every seeded bug found at its
+lines with its declared space, hazard, scope and severity, every fixed twin silent (no error, no
+warning), the memory profile equal to the hand counts, and the same verdicts under two random schedules
+(``scripts/sanitizer_corpus.py --schedules 5`` checks five and prints precision and recall per kind).
+
+The corpus itself is checked without the sanitizer too: each case is well formed, has its twin, and runs
+in the plain simulator, most bugs silently (which is why the sanitizer exists)."""
+
+from functools import lru_cache
+
+import pytest
+
+import sanitizer
+import sanitizer_corpus as corpus
+
+HAS_SANITIZER = hasattr(sanitizer, "sanitize")
+needs_sanitizer = pytest.mark.skipif(not HAS_SANITIZER,
+                                     reason="sanitizer.sanitize does not exist yet (the sanitizer branch is not merged)")
+NAMES = corpus.names()
+SEEDED = [name for name in NAMES if corpus.load(name).seeded]
+SILENT = [name for name in NAMES if not corpus.load(name).seeded]
+PROFILED = [name for name in NAMES if corpus.load(name).memory]
+RANDOM_SEEDS = (1, 2)
+
+
+@lru_cache(maxsize=None)
+def outcome(name: str, schedule: str = "in-order", seed: int = 0) -> corpus.Outcome:
+    return corpus.run(corpus.load(name), schedule, seed)
+
+
+# -- the corpus on its own -------------------------------------------------------------------------------
+def test_corpus_covers_every_kind_with_enough_cases():
+    cases = corpus.cases()
+    assert len(cases) >= 25, len(cases)
+    kinds = {f["kind"] for case in cases for f in case.expect}
+    assert kinds == set(corpus.KINDS), kinds
+    spaces = {(f["kind"], f["space"]) for case in cases for f in case.expect}
+    for needed in [("race", "shared"), ("race", "global"), ("out_of_bounds", "global"), ("out_of_bounds", "shared"),
+                   ("out_of_bounds", "local"), ("uninitialized_read", "shared"), ("uninitialized_read", "global")]:
+        assert needed in spaces, needed
+    scopes = {f["scope"] for case in cases for f in case.expect}
+    assert {"intra-warp", "inter-block"} <= scopes, scopes
+    assert any(f["severity"] == "info" for case in cases for f in case.expect), "no same-value (info) case"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_case_is_well_formed(name):
+    case = corpus.load(name)
+    source = case.path.read_text().splitlines()
+    assert source[0].startswith('"""'), f"{name}: a docstring saying what the kernel does first"
+    assert sum(line.startswith("# Ported from: ") for line in source) == 1, f"{name}: one '# Ported from:' line"
+    assert callable(case.module.launch)
+    for f in case.expect:
+        assert f["lines"] and all(1 <= line <= len(source) for line in f["lines"]), (name, f)
+    if case.seeded:
+        assert corpus.twin(name) in NAMES, f"{name}: its fixed twin {corpus.twin(name)}.py is missing"
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_plain_simulator_hides_the_bug(name):
+    """Each seeded bug runs silently in the plain simulator, except where the case says it raises (a positive
+    out-of-bounds index is the one thing NumPy's indexing catches)."""
+    case = corpus.load(name)
+    if case.plain is None:
+        case.module.launch()
+    else:
+        with pytest.raises(Exception) as caught:
+            case.module.launch()
+        assert type(caught.value).__name__ == case.plain
+
+
+# -- the sanitizer on the corpus -------------------------------------------------------------------------
+@needs_sanitizer
+@pytest.mark.parametrize("name", SEEDED + [n for n in SILENT if corpus.load(n).expect])
+def test_seeded_bug_found_at_its_lines(name):
+    result = outcome(name)
+    found = [(f["kind"], sorted(set(f["lines"])), f["severity"]) for f in result.findings]
+    assert not any(c["fn"] for c in corpus.score(result).values()), \
+        f"{name}: expected {[(f['kind'], f['lines']) for f in result.case.expect]}, found {found}"
+    assert not corpus.detail_mismatches(result), f"{name}: " + "; ".join(corpus.detail_mismatches(result))
+    extra = [(f["kind"], f["lines"], f["example"]) for f in corpus.unexpected_errors(result)]
+    assert not extra, f"{name}: errors beside the seeded bug: {extra}"
+
+
+@needs_sanitizer
+@pytest.mark.parametrize("name", SILENT)
+def test_fixed_twin_is_silent(name):
+    result = outcome(name)
+    noisy = [(f["kind"], f["severity"], f["lines"], f["example"]) for f in corpus.unexpected_errors(result)]
+    assert not noisy, f"{name}: errors or warnings on a kernel without a bug: {noisy}"
+    assert result.raised is None, f"{name}: the launch raised under the sanitizer: {result.raised}"
+
+
+@needs_sanitizer
+@pytest.mark.parametrize("name", PROFILED)
+def test_memory_profile_equals_hand_counts(name):
+    problems = corpus.memory_mismatches(outcome(name))
+    assert not problems, f"{name}: " + "; ".join(problems)
+
+
+@needs_sanitizer
+@pytest.mark.parametrize("name", NAMES)
+def test_verdict_is_the_same_under_random_schedules(name):
+    expected = outcome(name).verdict()
+    for seed in RANDOM_SEEDS:
+        got = outcome(name, "random", seed).verdict()
+        assert got == expected, f"{name}: schedule random seed {seed}: {got}, in order: {expected}"
