@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             if other != result.verdict():
                 problems.append(f"random schedule seed {seed}: verdict {other} != in order {result.verdict()}")
         if problems:
-            disagreements.append((case.name, problems))
+            disagreements.append((case.name + (f" (known: {case.xfail})" if case.xfail else ""), problems))
     seconds = time.perf_counter() - start
 
     print(f"{len(cases)} cases ({sum(c.seeded for c in cases)} seeded bugs), "

@@ -7,6 +7,8 @@ One module per case. Each says where it comes from in one comment line and decla
 - ``MEMORY`` (optional): hand-counted memory-profile figures for marked lines, built with :func:`traffic`;
 - ``PLAIN`` (optional): what the plain simulator does with the bug, e.g. ``"IndexError"`` when it raises
   (most bugs run silently there, which is the point);
+- ``XFAIL`` (optional): why the sanitizer does not meet the expectation yet (a known sanitizer bug, named
+  with the sanitizer commit it was seen on); the expectation stays as it should be;
 - ``launch()``: allocates tiny inputs and launches the kernel (1-4 blocks of at most 64 threads).
 
 ``scripts/sanitizer_corpus.py`` scores the sanitizer on every case (precision and recall per kind) and
@@ -66,6 +68,7 @@ class Case:
     expect: list
     memory: list
     plain: str | None
+    xfail: str | None = None
 
     @property
     def seeded(self) -> bool:
@@ -82,7 +85,8 @@ def load(name: str) -> Case:
         sys.path.insert(0, str(HERE.parent))
     module = importlib.import_module(f"sanitizer_corpus.{name}")
     return Case(name, module, Path(module.__file__).resolve(), list(module.EXPECT),
-                list(getattr(module, "MEMORY", [])), getattr(module, "PLAIN", None))
+                list(getattr(module, "MEMORY", [])), getattr(module, "PLAIN", None),
+                getattr(module, "XFAIL", None))
 
 
 def cases() -> list[Case]:

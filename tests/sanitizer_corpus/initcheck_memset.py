@@ -26,6 +26,9 @@ def vector_add(v):
 
 EXPECT = [finding("uninitialized_read", "READ", space="global")]
 
+XFAIL = ("sanitizer c6c4b85 misses it: _uninitialized drops a read of an address written anywhere in the "
+         "epoch, even by the reading thread itself after the read (v[tx] += tx)")
+
 
 def launch():
     v = cuda.device_array(N, np.int32)
