@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +122,8 @@ def run(case: Case, schedule: str = "in-order", seed: int = 0) -> Outcome:
     from sanitizer import sanitize
 
     raised = None
-    with sanitize(tools="all", schedule=schedule, seed=seed) as report:
+    with sanitize(tools="all", schedule=schedule, seed=seed) as report, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # arithmetic on poisoned (never written) values
         try:
             case.module.launch()
         except Exception as exc:  # noqa: BLE001 - a buggy kernel may raise; the report still stands
