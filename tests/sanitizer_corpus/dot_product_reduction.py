@@ -32,9 +32,6 @@ def dot(partial, a, b):
 
 EXPECT = [finding("race", "RACE", space="shared", hazard="RAW")]
 
-XFAIL = ("sanitizer c6c4b85 names this RAW pair WAR: _race_pairs compares the first write step with the "
-         "first read step of every thread at the address, the writer's own earlier read included")
-
 
 def launch():
     x = np.arange(200, dtype=np.float32) / 100
