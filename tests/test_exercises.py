@@ -262,9 +262,8 @@ def sanitizer_lead(finding: dict) -> str:
 def sanitized(launch):
     """Run ``launch()`` under the sanitizer when kernels run in the simulator (on a GPU: plainly) and return
     its result and the first error or warning found (issue 26's JSON finding), or None."""
-    from cuda_kernels import SIMULATOR
-
     import sanitizer
+    from cuda_kernels import SIMULATOR
 
     if not (SIMULATOR and hasattr(sanitizer, "sanitize")):
         return launch(), None

@@ -6,16 +6,16 @@ warning), the memory profile equal to the hand counts, and the same verdicts und
 The corpus itself is checked without the sanitizer too: each case is well formed, has its twin, and runs
 in the plain simulator, most bugs silently (which is why the sanitizer exists)."""
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
-
-import sanitizer
 import sanitizer_corpus as corpus
 
+import sanitizer
+
 HAS_SANITIZER = hasattr(sanitizer, "sanitize")
-needs_sanitizer = pytest.mark.skipif(not HAS_SANITIZER,
-                                     reason="sanitizer.sanitize does not exist yet (the sanitizer branch is not merged)")
+needs_sanitizer = pytest.mark.skipif(
+    not HAS_SANITIZER, reason="sanitizer.sanitize does not exist yet (the sanitizer branch is not merged)")
 NAMES = corpus.names()
 SEEDED = [name for name in NAMES if corpus.load(name).seeded]
 SILENT = [name for name in NAMES if not corpus.load(name).seeded]
@@ -29,7 +29,7 @@ def known(names):
             if corpus.load(name).xfail else name for name in names]
 
 
-@lru_cache(maxsize=None)
+@cache
 def outcome(name: str, schedule: str = "in-order", seed: int = 0) -> corpus.Outcome:
     return corpus.run(corpus.load(name), schedule, seed)
 

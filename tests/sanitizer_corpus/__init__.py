@@ -170,8 +170,8 @@ def detail_mismatches(outcome: Outcome) -> list[str]:
             continue
         for attr in ("space", "hazard", "scope", "severity"):
             if want[attr] is not None and all(f[attr] != want[attr] for f in same):
-                problems.append(f"{want['kind']} at lines {want['lines']}: {attr} {sorted({str(f[attr]) for f in same})}, "
-                                f"expected {want[attr]}")
+                got = sorted({str(f[attr]) for f in same})
+                problems.append(f"{want['kind']} at lines {want['lines']}: {attr} {got}, expected {want[attr]}")
     return problems
 
 
