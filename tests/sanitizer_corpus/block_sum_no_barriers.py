@@ -26,8 +26,6 @@ def block_sum(out, x):
 
 EXPECT = [finding("race", "LOAD", "STEP", space="shared", hazard="RAW"),
           finding("race", "STEP", space="shared", hazard="RAW")]
-XFAIL = ("sanitizer 1e4a44e misses the race at line 21 alone (as in scan_warp): _race_pairs swaps its outer loop "
-         "variable `first` for the writer's group, so the reads at line 21 are never paired with the writes there")
 
 
 def launch():

@@ -26,8 +26,6 @@ def vector_add(v):
 
 EXPECT = [finding("uninitialized_read", "READ", space="global")]
 
-XFAIL = ("sanitizer c6c4b85..1e4a44e misses it: _uninitialized drops a read of an address written anywhere in the "
-         "epoch, even by the reading thread itself after the read (v[tx] += tx)")
 
 
 def launch():

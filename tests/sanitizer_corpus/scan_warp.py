@@ -22,8 +22,6 @@ def scan(a):
 EXPECT = [finding("race", "STEP-1", space="global", scope="intra-warp"),
           finding("race", "STEP-1", "STEP-2", space="global", scope="intra-warp"),
           finding("race", "STEP-2", space="global", scope="intra-warp")]
-XFAIL = ("sanitizer 1e4a44e misses the race at line 19 alone: _race_pairs swaps its outer loop variable `first` "
-         "(the reader's group) for the writer's, so a reader group's later pairs are compared as write-write")
 
 
 def launch():
