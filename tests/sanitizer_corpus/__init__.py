@@ -11,6 +11,9 @@ One module per case. Each says where it comes from in one comment line and decla
   with the sanitizer commit it was seen on); the expectation stays as it should be;
 - ``launch()``: allocates tiny inputs and launches the kernel (1-4 blocks of at most 64 threads).
 
+A case runs as a script too, the way a student would check one: ``python cli.py sanitize
+tests/sanitizer_corpus/race_on_shared.py``.
+
 ``scripts/sanitizer_corpus.py`` scores the sanitizer on every case (precision and recall per kind) and
 ``tests/test_sanitizer_corpus.py`` holds it to them. A finding matches an expected one when its kind and
 its set of lines (in the case's file) are equal.
@@ -19,45 +22,18 @@ its set of lines (in the case's file) are equal.
 from __future__ import annotations
 
 import importlib
-import re
 import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("race", "barrier_divergence", "out_of_bounds", "uninitialized_read")
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # the cases import _corpus_expect by its plain name (they run as scripts too)
+
+from _corpus_expect import KINDS, finding, marked, traffic  # noqa: E402,F401  (the corpus's vocabulary)
+
 SEVERITY_ORDER = ("error", "warning", "info")
-
-
-def _caller_file(depth: int = 2) -> Path:
-    return Path(sys._getframe(depth).f_globals["__file__"])
-
-
-def marked(tag: str, path: Path | None = None) -> int:
-    """The 1-based line of ``path`` (default: the caller's file) that ends with ``# <- TAG``; exactly one."""
-    path = path or _caller_file()
-    pattern = re.compile(rf"#\s*<-\s*{re.escape(tag)}\s*$")
-    hits = [i for i, text in enumerate(path.read_text().splitlines(), 1) if pattern.search(text)]
-    if len(hits) != 1:
-        raise ValueError(f"{path.name}: marker '# <- {tag}' found {len(hits)} times, expected once")
-    return hits[0]
-
-
-def finding(kind: str, *tags: str, space=None, hazard=None, scope=None, severity="error") -> dict:
-    """An expected finding at the lines marked ``tags`` in the caller's file. ``space``, ``hazard`` and
-    ``scope`` are checked when given (None: not part of the expectation)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    path = _caller_file()
-    return {"kind": kind, "lines": sorted({marked(tag, path) for tag in tags}), "space": space,
-            "hazard": hazard, "scope": scope, "severity": severity}
-
-
-def traffic(tag: str, space: str, op: str, **figures) -> dict:
-    """An expected memory-profile row: the line marked ``tag``, its space and op, and hand-counted figures
-    (any of requests, sectors, sectors_per_request, wavefronts, bank_conflicts, ways)."""
-    return {"line": marked(tag, _caller_file()), "space": space, "op": op, **figures}
 
 
 # -- running the corpus --------------------------------------------------------------------------------

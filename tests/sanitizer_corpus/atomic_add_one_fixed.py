@@ -21,3 +21,7 @@ def launch():
     slots = cuda.to_device(np.zeros(THREADS, np.int32))
     race_test[1, THREADS](counter, slots)
     return slots.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 read races with the other threads' atomic writes (atomic with plain is a race)."""
 # Ported from: jrprice/Oclgrind tests/kernels/atomics/atomic_race_after.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 BLOCKS = 2
@@ -24,3 +23,7 @@ def launch():
     output = cuda.to_device(np.zeros(1, np.int32))
     race_after[BLOCKS, THREADS](output, cuda.to_device(np.zeros(1, np.int32)))
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

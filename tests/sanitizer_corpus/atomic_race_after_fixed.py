@@ -22,3 +22,7 @@ def launch():
     output = cuda.to_device(np.zeros(1, np.int32))
     race_after[BLOCKS, THREADS](output, cuda.to_device(np.zeros(1, np.int32)))
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

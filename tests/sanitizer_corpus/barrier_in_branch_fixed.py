@@ -20,3 +20,7 @@ def launch():
     data = cuda.to_device(np.zeros(THREADS, np.int32))
     barrier_divergence[1, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

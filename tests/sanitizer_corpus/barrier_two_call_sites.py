@@ -2,9 +2,8 @@
 simulator counts them as one barrier; on a GPU that is undefined (a deadlock on older parts)."""
 # Ported from: GKLEE tests/deadlock_2/deadlock_2.cu (cf. Oclgrind barrier/barrier_different_instructions.cl)
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 64
 
@@ -29,3 +28,7 @@ def launch():
     data = cuda.to_device(np.arange(THREADS, dtype=np.int32))
     dl[1, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -25,3 +25,7 @@ def launch():
     data = cuda.to_device(np.arange(THREADS, dtype=np.int32))
     dl[1, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

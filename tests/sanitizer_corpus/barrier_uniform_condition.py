@@ -22,3 +22,7 @@ def launch():
     data = cuda.to_device(np.ones(THREADS * BLOCKS, np.int32))
     foo[BLOCKS, THREADS](data, 0)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 the first read of a neighbour's slot races with that neighbour's load, and each halving step with the last."""
 # Ported from: GKLEE tests/dot_product/dot_product.cu (CUDA by Example's dot), both barriers removed
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, float32
-
-from sanitizer_corpus import finding
 
 THREADS = 64
 
@@ -33,3 +32,7 @@ def launch():
     out = cuda.to_device(np.zeros(2, np.float32))
     block_sum[2, THREADS](out, cuda.to_device(x))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

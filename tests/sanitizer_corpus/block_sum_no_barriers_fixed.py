@@ -31,3 +31,7 @@ def launch():
     out = cuda.to_device(np.zeros(2, np.float32))
     block_sum[2, THREADS](out, cuda.to_device(x))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

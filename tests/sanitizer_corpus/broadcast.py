@@ -2,9 +2,8 @@
 (a broadcast is no bank conflict)."""
 # Ported from: jrprice/Oclgrind tests/kernels/data-race/broadcast.cl, plus a shared-memory broadcast
 import numpy as np
+from _corpus_expect import traffic
 from numba import cuda, float32
-
-from sanitizer_corpus import traffic
 
 THREADS = 32
 
@@ -29,3 +28,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.float32))
     broadcast[1, THREADS](out, cuda.to_device(np.array([42.0], np.float32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 reads a partial sum that another thread wrote one step earlier."""
 # Ported from: GKLEE tests/dot_product/dot_product.cu (CUDA by Example's dot), the loop's barrier removed
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, float32
-
-from sanitizer_corpus import finding
 
 THREADS = 64
 BLOCKS = 2
@@ -38,3 +37,7 @@ def launch():
     partial = cuda.to_device(np.zeros(BLOCKS, np.float32))
     dot[BLOCKS, THREADS](partial, cuda.to_device(x), cuda.to_device(x))
     return partial.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -36,3 +36,7 @@ def launch():
     partial = cuda.to_device(np.zeros(BLOCKS, np.float32))
     dot[BLOCKS, THREADS](partial, cuda.to_device(x), cuda.to_device(x))
     return partial.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

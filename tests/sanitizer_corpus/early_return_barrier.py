@@ -2,9 +2,8 @@
 the simulator (exited threads drop out), a hang or undefined behaviour on a GPU."""
 # Ported from: numba issue 9770 (works in cudasim, hangs on a GPU); cf. GPUVerify testsuite/CUDA/noraceduetoreturn
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, float32
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 N = 40
@@ -29,3 +28,7 @@ def launch():
     out = cuda.to_device(np.zeros(N, np.float32))
     pair_sum[2, THREADS](out, cuda.to_device(np.arange(N, dtype=np.float32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

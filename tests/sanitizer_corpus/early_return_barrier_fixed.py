@@ -26,3 +26,7 @@ def launch():
     out = cuda.to_device(np.zeros(N, np.float32))
     pair_sum[2, THREADS](out, cuda.to_device(np.arange(N, dtype=np.float32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

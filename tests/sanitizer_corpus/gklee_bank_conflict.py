@@ -2,9 +2,8 @@
 the 32 lanes in 32/s banks, s distinct words in each)."""
 # Ported from: GKLEE tests/bank_conflict/bank_conflict.cu
 import numpy as np
+from _corpus_expect import traffic
 from numba import cuda, int32
-
-from sanitizer_corpus import traffic
 
 THREADS = 32
 
@@ -38,3 +37,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.int32))
     bc[1, THREADS](out, cuda.to_device(np.arange(THREADS, dtype=np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -1,9 +1,8 @@
 """Each thread copies its left neighbour's element in place: the neighbour may already have overwritten it."""
 # Ported from: jrprice/Oclgrind tests/kernels/data-race/global_read_write_race.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 
@@ -22,3 +21,7 @@ def launch():
     data = cuda.to_device(np.arange(THREADS, dtype=np.int32))
     shift[1, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -20,3 +20,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.int32))
     shift[1, THREADS](out, cuda.to_device(np.arange(THREADS, dtype=np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 every thread adds to its element: three quarters of the reads are of memory nobody wrote."""
 # Ported from: NVIDIA/compute-sanitizer-samples Initcheck/memset_error.cu (vectorAdd), memset as a kernel
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 BLOCKS = 2
@@ -33,3 +32,7 @@ def launch():
     zero_first[BLOCKS, THREADS](v, N // 4)  # the bug: N bytes zeroed, N // 4 int32 elements
     vector_add[BLOCKS, THREADS](v)
     return v.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

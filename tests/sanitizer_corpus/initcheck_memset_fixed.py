@@ -29,3 +29,7 @@ def launch():
     zero_first[BLOCKS, THREADS](v, N)
     vector_add[BLOCKS, THREADS](v)
     return v.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -1,9 +1,8 @@
 """Two blocks write the same values to the same global words: a same-value race, severity info."""
 # Ported from: GKLEE tests/inter_block_race_benign/inter_block_race_benign.cu
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 BLOCKS = 2
@@ -21,3 +20,7 @@ def launch():
     data = cuda.to_device(np.zeros(THREADS * BLOCKS, np.int32))
     k[BLOCKS, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

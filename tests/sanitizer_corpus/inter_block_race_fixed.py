@@ -19,3 +19,7 @@ def launch():
     data = cuda.to_device(np.zeros(THREADS * BLOCKS, np.int32))
     k[BLOCKS, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -1,9 +1,8 @@
 """After a first barrier, each thread writes its slot and thread 0 sums them all in the same interval."""
 # Ported from: jrprice/Oclgrind tests/kernels/data-race/local_read_write_race.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 
@@ -29,3 +28,7 @@ def launch():
     data = cuda.to_device(np.zeros(1, np.int32))
     local_read_write[1, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

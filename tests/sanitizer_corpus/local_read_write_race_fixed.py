@@ -28,3 +28,7 @@ def launch():
     data = cuda.to_device(np.zeros(1, np.int32))
     local_read_write[1, THREADS](data)
     return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 slow one still reads the current tile (write after read)."""
 # Ported from: GPU-Puzzles issue 14 (srush/GPU-Puzzles: a matmul missing its second barrier passes both checks)
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, float32
-
-from sanitizer_corpus import finding
 
 TILE = 8
 
@@ -37,3 +36,7 @@ def launch():
     c = cuda.to_device(np.zeros((TILE, TILE), np.float32))
     matmul[(1, 1), (TILE, TILE)](c, cuda.to_device(a), cuda.to_device(b))
     return c.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -34,3 +34,7 @@ def launch():
     c = cuda.to_device(np.zeros((TILE, TILE), np.float32))
     matmul[(1, 1), (TILE, TILE)](c, cuda.to_device(a), cuda.to_device(b))
     return c.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

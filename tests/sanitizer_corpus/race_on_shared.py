@@ -1,9 +1,8 @@
 """Every thread writes its own id to one shared word: a write-write race with different values."""
 # Ported from: mc-imperial/gpuverify testsuite/CUDA/fail_tests/race_on_shared (//xfail)
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 THREADS = 16
 
@@ -23,3 +22,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.int32))
     race_on_shared[1, THREADS](out)
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

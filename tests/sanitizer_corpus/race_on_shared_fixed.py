@@ -22,3 +22,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.int32))
     race_on_shared[1, THREADS](out)
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

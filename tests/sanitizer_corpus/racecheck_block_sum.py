@@ -1,9 +1,8 @@
 """Thread 0 sums the shared array the other threads have just written, with no barrier between."""
 # Ported from: NVIDIA/compute-sanitizer-samples Racecheck/block_error.cu (sumKernel)
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 THREADS = 64
 
@@ -27,3 +26,7 @@ def launch():
     out = cuda.to_device(np.zeros(1, np.int32))
     block_sum[1, THREADS](out, cuda.to_device(np.zeros(THREADS, np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 warp to run in lockstep, which independent thread scheduling (Volta and later) no longer promises."""
 # Ported from: NVIDIA/compute-sanitizer-samples Racecheck/warp_error.cu (sumKernel)
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 WARPS = 2
 THREADS = 32 * WARPS
@@ -36,3 +35,7 @@ def launch():
     out = cuda.to_device(np.zeros(1, np.int32))
     warp_sum[1, THREADS](out, cuda.to_device(np.zeros(THREADS, np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -34,3 +34,7 @@ def launch():
     out = cuda.to_device(np.zeros(1, np.int32))
     warp_sum[1, THREADS](out, cuda.to_device(np.zeros(THREADS, np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 wraps silently to the last element; on a GPU it reads the 4 bytes before the allocation."""
 # Ported from: jrprice/Oclgrind tests/kernels/data-race/global_read_write_race.cl's data[i-1], unguarded
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 
@@ -23,3 +22,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.float32))
     shift_right[1, THREADS](out, cuda.to_device(np.arange(THREADS, dtype=np.float32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

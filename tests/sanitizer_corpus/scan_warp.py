@@ -2,9 +2,8 @@
 independent thread scheduling a lane may read its neighbour's element before or after the update."""
 # Ported from: mc-imperial/gpuverify testsuite/CUDA/warpsync/scan_warp (//pass with --warp-sync=32), 2 steps
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 
@@ -28,3 +27,7 @@ def launch():
     a = cuda.to_device(np.ones(THREADS, np.int32))
     scan[1, THREADS](a)
     return a.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -28,3 +28,7 @@ def launch():
     a = cuda.to_device(np.ones(THREADS, np.int32))
     scan[1, THREADS](a)
     return a.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -22,3 +22,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.float32))
     difference[1, THREADS](out, cuda.to_device(np.arange(THREADS, dtype=np.float32) ** 2))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

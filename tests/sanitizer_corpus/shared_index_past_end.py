@@ -2,9 +2,8 @@
 The plain simulator raises IndexError here (a positive index past the end is what NumPy checks)."""
 # Ported from: jrprice/Oclgrind tests/kernels/memcheck/read_out_of_bounds.cl, in shared memory, index n
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, float32
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 
@@ -27,3 +26,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.float32))
     forward_difference[1, THREADS](out, cuda.to_device(np.arange(THREADS, dtype=np.float32) ** 2))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -1,9 +1,8 @@
 """Every thread writes the same value to one shared word: a benign write-write race, severity info."""
 # Ported from: mc-imperial/gpuverify testsuite/CUDA/fail_tests/race_on_shared, every thread writing 7
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 THREADS = 16
 
@@ -23,3 +22,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.int32))
     same_value[1, THREADS](out)
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

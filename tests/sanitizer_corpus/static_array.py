@@ -1,9 +1,8 @@
 """A two-element local (per-thread) array indexed by the thread id: threads 2 and 3 write past its end."""
 # Ported from: jrprice/Oclgrind tests/kernels/memcheck/static_array.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 THREADS = 4
 
@@ -27,3 +26,7 @@ def launch():
     output = cuda.to_device(np.zeros(THREADS, np.int32))
     static_array[1, THREADS](output)
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -23,3 +23,7 @@ def launch():
     output = cuda.to_device(np.zeros(THREADS, np.int32))
     static_array[1, THREADS](output)
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

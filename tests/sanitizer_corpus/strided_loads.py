@@ -3,9 +3,8 @@
 lane in a sector of its own)."""
 # Ported from: Faial's uncoalesced-access examples (ua-*) and the CUDA Best Practices strided-access kernel
 import numpy as np
+from _corpus_expect import traffic
 from numba import cuda
-
-from sanitizer_corpus import traffic
 
 THREADS = 32
 
@@ -30,3 +29,7 @@ def launch():
     out = cuda.to_device(np.zeros(THREADS, np.float32))
     strided[1, THREADS](out, cuda.to_device(np.arange(32 * THREADS, dtype=np.float32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

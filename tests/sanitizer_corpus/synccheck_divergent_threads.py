@@ -1,9 +1,8 @@
 """A barrier inside a bounds check in a loop: in the last round the tail threads skip it."""
 # Ported from: NVIDIA/compute-sanitizer-samples Synccheck/divergent_threads.cu (myKernel), 4 data blocks
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, int32
-
-from sanitizer_corpus import finding
 
 THREADS = 64
 DATA_BLOCKS = 4
@@ -35,3 +34,7 @@ def launch():
     out = cuda.to_device(np.zeros(1, np.int32))
     divergent[1, THREADS](out, cuda.to_device(np.ones(SIZE, np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

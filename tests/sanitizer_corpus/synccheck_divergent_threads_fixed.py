@@ -33,3 +33,7 @@ def launch():
     out = cuda.to_device(np.zeros(1, np.int32))
     divergent[1, THREADS](out, cuda.to_device(np.ones(SIZE, np.int32)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -3,9 +3,8 @@ bank 32 times (word tx*32 + r is in bank r for every lane): 32-way, 32 wavefront
 Two warps (block 32x2), 16 rows each: 32 requests per line."""
 # Ported from: NVIDIA's shared-memory transpose (CUDA samples transpose) as Faial's bank-conflict examples check it
 import numpy as np
+from _corpus_expect import traffic
 from numba import cuda, float32
-
-from sanitizer_corpus import traffic
 
 N = 32
 ROWS = 2
@@ -33,3 +32,7 @@ def launch():
     out = cuda.to_device(np.zeros((N, N), np.float32))
     transpose[1, (N, ROWS)](out, cuda.to_device(np.arange(N * N, dtype=np.float32).reshape(N, N)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

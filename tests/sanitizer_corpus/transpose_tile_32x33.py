@@ -2,9 +2,8 @@
 different bank for every lane, so the column read is conflict-free (1 wavefront per request)."""
 # Ported from: NVIDIA's shared-memory transpose (CUDA samples transpose, the padded tile)
 import numpy as np
+from _corpus_expect import traffic
 from numba import cuda, float32
-
-from sanitizer_corpus import traffic
 
 N = 32
 ROWS = 2
@@ -30,3 +29,7 @@ def launch():
     out = cuda.to_device(np.zeros((N, N), np.float32))
     transpose[1, (N, ROWS)](out, cuda.to_device(np.arange(N * N, dtype=np.float32).reshape(N, N)))
     return out.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

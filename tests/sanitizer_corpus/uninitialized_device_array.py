@@ -1,9 +1,8 @@
 """A kernel reads an input allocated with cuda.device_array and never written by the host or a kernel."""
 # Ported from: jrprice/Oclgrind tests/kernels/uninitialized/uninitialized_global_buffer.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 
@@ -20,3 +19,7 @@ def launch():
     output = cuda.to_device(np.zeros(THREADS, np.float32))
     broadcast_first[1, THREADS](output, cuda.device_array(1, np.float32))
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -18,3 +18,7 @@ def launch():
     output = cuda.to_device(np.zeros(THREADS, np.float32))
     broadcast_first[1, THREADS](output, cuda.to_device(np.array([42.0], np.float32)))
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 whatever np.empty held; on a GPU, whatever the last block left there."""
 # Ported from: jrprice/Oclgrind tests/kernels/uninitialized/uninitialized_local_array.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda, float32
-
-from sanitizer_corpus import finding
 
 THREADS = 16
 
@@ -25,3 +24,7 @@ def launch():
     output = cuda.to_device(np.zeros(THREADS, np.float32))
     uninitialized_local_array[1, THREADS](output)
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -24,3 +24,7 @@ def launch():
     output = cuda.to_device(np.zeros(THREADS, np.float32))
     uninitialized_local_array[1, THREADS](output)
     return output.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -2,9 +2,8 @@
 past a and b). The plain simulator raises IndexError here, the one bug it does catch."""
 # Ported from: jrprice/Oclgrind tests/kernels/memcheck/write_out_of_bounds.cl
 import numpy as np
+from _corpus_expect import finding
 from numba import cuda
-
-from sanitizer_corpus import finding
 
 THREADS = 32
 N = 28
@@ -26,3 +25,7 @@ def launch():
     c = cuda.to_device(np.zeros(N, np.int32))
     add[1, THREADS](c, a, a)
     return c.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())

@@ -22,3 +22,7 @@ def launch():
     c = cuda.to_device(np.zeros(N, np.int32))
     add[1, THREADS](c, a, a)
     return c.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())
