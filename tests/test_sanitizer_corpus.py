@@ -111,3 +111,44 @@ def test_verdict_is_the_same_under_random_schedules(name):
     for seed in RANDOM_SEEDS:
         got = outcome(name, "random", seed).verdict()
         assert got == expected, f"{name}: schedule random seed {seed}: {got}, in order: {expected}"
+
+
+# -- the fix_racy exercise (chapter 10) ------------------------------------------------------------------
+def _exercise(folder: str):
+    import importlib.util
+
+    path = corpus.HERE.parent.parent / "docs" / "tutorials" / folder / "fix_racy.py"
+    spec = importlib.util.spec_from_file_location(f"fix_racy_{folder}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+def test_fix_racy_stub_is_recognised_and_the_solution_is_not():
+    import test_exercises as grader
+
+    stub, _ = _exercise("exercises")
+    solution, _ = _exercise("solutions")
+    assert grader._body_fingerprint(stub.block_sum_kernel.py_func) == grader.FIX_RACY_STUB, \
+        "the fix_racy stub changed: update FIX_RACY_STUB in tests/test_exercises.py"
+    assert grader._body_fingerprint(solution.block_sum_kernel.py_func) != grader.FIX_RACY_STUB
+
+
+@needs_sanitizer
+def test_fix_racy_grader_leads_with_the_sanitizers_first_finding():
+    """The racy stub, graded: the failure's first line is the sanitizer's finding in words, at the stub's lines."""
+    import numpy as np
+    import test_exercises as grader
+    from numba import cuda
+
+    stub, path = _exercise("exercises")
+    source = path.read_text().splitlines()
+    load = 1 + next(i for i, line in enumerate(source) if "partial[tx] = x[i]" in line)
+    read = 1 + next(i for i, line in enumerate(source) if "partial[tx] += partial[tx + stride]" in line)
+    out = cuda.to_device(np.zeros(2, np.float32))
+    _, first = grader.sanitized(lambda: stub.block_sum_kernel[2, stub.THREADS](
+        out, cuda.to_device(np.ones(100, np.float32))))
+    assert first is not None, "the racy stub passed the sanitizer"
+    assert grader.sanitizer_lead(first).startswith(
+        f"race between the write at fix_racy.py:{load} and the read at fix_racy.py:{read} (shared memory"), \
+        grader.sanitizer_lead(first)
