@@ -20,6 +20,7 @@ The API (the contract the rest of the project codes against)::
     report.text(print_level="warning")      # compute-sanitizer-style text
     report.first_finding_line()             # the first error or warning in one line (None when clean)
     report.summary(), report.clean          # "1 error, 0 warnings in 1 of 3 launches (0 info)", a bool
+    sanitizer.available()                   # False on a real GPU (sanitize() then raises, in one line)
 
 ``sanitize`` also takes ``watchdog_s`` (a block where no thread reaches a barrier or exits for that long is
 ended and reported; default 30) and ``max_findings`` (distinct findings kept per launch; the rest are
@@ -40,6 +41,7 @@ masks; a spin loop that never touches an array cannot be stopped, only left behi
 """
 
 from .report import Finding, Launch, MemoryRow, Report
-from .session import SCHEDULES, TOOLS, active, parse_tools, sanitize
+from .session import SCHEDULES, TOOLS, active, available, parse_tools, sanitize
 
-__all__ = ["sanitize", "active", "parse_tools", "Report", "Launch", "Finding", "MemoryRow", "TOOLS", "SCHEDULES"]
+__all__ = ["sanitize", "active", "available", "parse_tools", "Report", "Launch", "Finding", "MemoryRow", "TOOLS",
+           "SCHEDULES"]

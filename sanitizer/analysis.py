@@ -21,13 +21,14 @@ import numpy as np
 
 from .report import Finding, Launch, MemoryRow
 from .shadow import (
-    ADDRESS_SHIFT,
     ATOMIC,
     SHARED_BASE,
     STEP_SHIFT,
     TID_BITS,
+    TID_SHIFT,
     UNINIT_READ,
     WARP_EPOCH_BITS,
+    WARP_EPOCH_SHIFT,
     WRITE,
     mark_kernel_writes,
     site_of,
@@ -133,15 +134,14 @@ class LaunchState:
         """Races inside the block, uninitialized reads and the memory profile of one barrier epoch."""
         if not entries:
             return
-        coded, steps, site, values = zip(*entries)
-        coded = np.array(coded, np.int64)
+        addresses, steps, site, values = zip(*entries)
+        A = np.array(addresses, np.int64)
         steps = np.array(steps, np.int64)
         S = np.array(site, np.int64)
-        A = coded >> ADDRESS_SHIFT
-        O = (coded & 3).astype(np.int8)
-        T = steps & ((1 << TID_BITS) - 1)
+        O = (steps & 3).astype(np.int8)
+        T = (steps >> TID_SHIFT) & ((1 << TID_BITS) - 1)
         Q = steps >> STEP_SHIFT
-        self._warp_epochs = (steps >> TID_BITS) & ((1 << WARP_EPOCH_BITS) - 1)
+        self._warp_epochs = (steps >> WARP_EPOCH_SHIFT) & ((1 << WARP_EPOCH_BITS) - 1)
         writes = O == WRITE
         writes |= O == ATOMIC
         if self.race:
@@ -149,7 +149,7 @@ class LaunchState:
         if self.init:
             self._uninitialized(runner, A, T, O, S, Q, values, writes)
         if self.memory:
-            Z = 1 << ((coded >> 2) & 7)
+            Z = 1 << ((steps >> 2) & 7)
             self._profile(A, T, O, S, Z)
         shared_written = A[writes & (A >= SHARED_BASE)]
         if shared_written.size:

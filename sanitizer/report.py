@@ -225,14 +225,17 @@ class Report:
             launches = sum(1 for launch in self.launches if launch.kernel == kernel)
             out.append(f"========= MEMORY {kernel} ({launches} launch{'es' * (launches != 1)}): "
                        "Nsight Compute's counts per source line")
-            out.append(f"{'line':<28} {'space':<6} {'op':<5} {'requests':>9} {'sectors':>9} {'sect/req':>8} "
-                       f"{'ways':>5} {'conflicts':>9}")
+            out.append(f"{'line':<40} {'space':<6} {'op':<5} {'requests':>9} {'sectors':>7} {'sect/req':>8} "
+                       f"{'ways':>4} {'conflicts':>9}")
             for r in rows:
                 shared = r.space == "shared"
-                out.append(f"{_short(r.file) + ':' + str(r.line):<28.28} {r.space:<6} {r.op:<5} {r.requests:>9} "
-                           f"{'-' if shared else r.sectors:>9} "
+                where = f"{_short(r.file)}:{r.line}"
+                if len(where) > 40:
+                    where = f"{os.path.basename(r.file)}:{r.line}"
+                out.append(f"{where:<40.40} {r.space:<6} {r.op:<5} {r.requests:>9} "
+                           f"{'-' if shared else r.sectors:>7} "
                            f"{'-' if shared else f'{r.sectors_per_request:.1f}':>8} "
-                           f"{r.ways if shared else '-':>5} {r.bank_conflicts if shared else '-':>9}")
+                           f"{r.ways if shared else '-':>4} {r.bank_conflicts if shared else '-':>9}")
         return out
 
 

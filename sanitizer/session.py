@@ -72,11 +72,16 @@ def sanitize(tools="all", schedule: str = "in-order", seed: int = 0, print_level
     """Watch every simulator launch inside the block; yields the ``Report`` (filled as launches run).
 
     ``tools``: 'all' or some of race, sync, bounds, init, memory (a comma string or a list). ``schedule``:
-    the order blocks run and each block's threads start (in-order, reverse, random with ``seed``).
+    the order blocks run and each block's threads start (in-order, reverse, random with ``seed``); the
+    verdicts do not depend on it, a racy kernel's answer may. ``print_level``: the default of
+    ``report.text()`` (info shows same-value writes too).
     ``watchdog_s``: a block in which no thread reaches a barrier or exits for that long is ended and
     reported. ``max_findings``: distinct findings kept per launch (the rest are counted). Nests: an inner
     block's settings govern its launches, and every open report records them."""
     session = Session(tools, schedule, seed, print_level, watchdog_s, max_findings)
+    if not available():
+        raise RuntimeError("sanitize() watches Numba's CUDA simulator, which is off in this process: set "
+                           "NUMBA_ENABLE_CUDASIM=1 before numba is imported (python cli.py sanitize SCRIPT does)")
     with _PATCH_LOCK:
         if not _ACTIVE:
             _install()
@@ -88,6 +93,13 @@ def sanitize(tools="all", schedule: str = "in-order", seed: int = 0, print_level
             _ACTIVE.remove(session)
             if not _ACTIVE:
                 _uninstall()
+
+
+def available() -> bool:
+    """True when this process runs CUDA kernels in Numba's simulator (what the sanitizer watches)."""
+    import numba
+
+    return bool(numba.config.ENABLE_CUDASIM)
 
 
 def active() -> bool:
@@ -272,7 +284,7 @@ def _block_thread_class():
         def __init__(self, target, runner, block_idx, thread_idx):
             super().__init__(target, runner, block_idx, thread_idx, False)
             self._log = runner.log
-            self._step = self.thread_id
+            self._step = self.thread_id << shadow.TID_SHIFT
             self._waiting_at = None
             self._sanitized = True
 
@@ -389,8 +401,8 @@ class BlockRunner:
         with self.cond:
             self.live.discard(thread)
             self.progress += 1
-            if thread.exception is not None and self.failure is None:
-                self.failure = thread.exception
+            if thread.exception is not None and self.failure is None and not self.aborted:
+                self.failure = thread.exception  # (after an abort, a lane's complaint about it is no news)
             elif not thread.abort:
                 self.exited_in_epoch.append(thread)
                 if self.waiting and len(self.waiting) == len(self.live) and not self.aborted:
@@ -406,7 +418,7 @@ class BlockRunner:
             return
         self._end_epoch()
         for t in self.waiting:
-            t._step = t.thread_id
+            t._step = t.thread_id << shadow.TID_SHIFT
             t._waiting_at = None
         self.waiting.clear()
         self.epoch += 1

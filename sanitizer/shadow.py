@@ -18,12 +18,11 @@ import weakref
 import numpy as np
 
 READ, WRITE, ATOMIC, UNINIT_READ = 0, 1, 2, 3  # UNINIT_READ: a read of memory not initialized when the epoch began
-# A log entry is (address << 5 | log2(itemsize) << 2 | op, thread_id | warp_epoch << 11 | step << 27, site,
+# A log entry is (address, op | log2(itemsize) << 2 | thread_id << 5 | warp_epoch << 16 | step << 32, site,
 # value): three ints and the value, cheap to append and to turn into NumPy arrays at the barrier. The step
 # counts a thread's accesses since the last barrier; the warp epoch its warp rendezvous (syncwarp, shuffles).
-ADDRESS_SHIFT, TID_BITS, WARP_EPOCH_BITS = 5, 11, 16
-WARP_EPOCH = 1 << TID_BITS
-STEP_SHIFT = TID_BITS + WARP_EPOCH_BITS
+TID_SHIFT, TID_BITS, WARP_EPOCH_SHIFT, WARP_EPOCH_BITS, STEP_SHIFT = 5, 11, 16, 16, 32
+WARP_EPOCH = 1 << WARP_EPOCH_SHIFT
 STEP = 1 << STEP_SHIFT
 GLOBAL_BASE = 1 << 32  # fake device addresses of global allocations start here
 SHARED_BASE = 1 << 56  # a block's shared window; above every global address
@@ -41,13 +40,14 @@ class Abort(BaseException):
 
 # ---- source sites, cached per code object ----------------------------------------------------------------
 FILES: list[str] = []
-_FILE_IDS: dict = {}
+_FILE_IDS: dict = {}  # id(code object) -> its site prefix (a code object's own hash is slow: it hashes its bytecode)
+_CODES: list = []  # the code objects seen, kept alive so that their ids are never reused
 _FILE_OF_NAME: dict = {}
 
 
 def file_id(code) -> int:
     """The site prefix of a code object's file (computed once per code object)."""
-    fid = _FILE_IDS.get(code)
+    fid = _FILE_IDS.get(id(code))
     if fid is None:
         import os
 
@@ -57,7 +57,8 @@ def file_id(code) -> int:
         if index is None:
             index = _FILE_OF_NAME[path] = len(FILES)
             FILES.append(path)
-        fid = _FILE_IDS[code] = (index + 1) << LINE_BITS
+        _CODES.append(code)
+        fid = _FILE_IDS[id(code)] = (index + 1) << LINE_BITS
     return fid
 
 
@@ -184,7 +185,7 @@ class TrackedArray:
     """A global or shared array inside a sanitized kernel: every element access is checked and logged."""
 
     __slots__ = ("_ary", "_label", "_space", "_addr", "_init", "_ioff", "_ndim", "_shape", "_strides", "_n0",
-                 "_s0", "_n1", "_s1", "_itemsize", "_state", "_log_on", "_bounds_on", "_base5")
+                 "_s0", "_n1", "_s1", "_itemsize", "_state", "_log_on", "_bounds_on", "_codes")
 
     def __init__(self, ary, label, space, addr, init, ioff, state):
         self._ary = ary
@@ -201,7 +202,8 @@ class TrackedArray:
         self._n1 = ary.shape[1] if ary.ndim == 2 else -1  # the 2-D fast path (tiles, matrices)
         self._s1 = ary.strides[1] if ary.ndim == 2 else 0
         self._itemsize = ary.itemsize
-        self._base5 = addr << ADDRESS_SHIFT | (max(ary.itemsize, 1).bit_length() - 1) << 2
+        size_code = (max(ary.itemsize, 1).bit_length() - 1) << 2
+        self._codes = (size_code | READ, size_code | WRITE, size_code | ATOMIC, size_code | UNINIT_READ)
         self._state = state  # the launch (findings, tools)
         self._log_on = state.log_accesses
         self._bounds_on = state.bounds
@@ -277,13 +279,24 @@ class TrackedArray:
         self._state.out_of_bounds(self, idx, op, frame)
         return None
 
+    def _element(self, idx):
+        """The byte offset of an in-bounds element index (Python or NumPy integers), else None."""
+        try:
+            if self._n1 >= 0:
+                i, j = idx
+                if 0 <= i < self._n0 and 0 <= j < self._n1:
+                    offset = i * self._s0 + j * self._s1
+                    return offset if offset.__class__ is int else int(offset)  # NumPy integers overflow
+            elif self._ndim == 1 and 0 <= idx < self._n0:
+                offset = idx * self._s0
+                return offset if offset.__class__ is int else int(offset)
+        except (TypeError, ValueError):
+            pass
+        return None
+
     def __getitem__(self, idx):
-        if idx.__class__ is int and self._ndim == 1 and 0 <= idx < self._n0:
-            offset = idx * self._s0
-        elif (idx.__class__ is tuple and self._n1 >= 0 and len(idx) == 2 and idx[0].__class__ is int
-              and idx[1].__class__ is int and 0 <= idx[0] < self._n0 and 0 <= idx[1] < self._n1):
-            offset = idx[0] * self._s0 + idx[1] * self._s1
-        else:
+        offset = self._element(idx)
+        if offset is None:
             offset = self._locate(idx, READ)
             if offset.__class__ is not int:
                 if offset is None:
@@ -297,22 +310,17 @@ class TrackedArray:
             if t.abort:
                 raise Abort
             init = self._init
-            op = UNINIT_READ if init is not None and not init[self._ioff + offset] else READ
+            code = self._codes[3 if init is not None and not init[self._ioff + offset] else 0]
             f = _getframe(1)
-            code = f.f_code
-            fid = _FILE_IDS.get(code) or file_id(code)
+            fid = _FILE_IDS.get(id(f.f_code)) or file_id(f.f_code)
             step = t._step
             t._step = step + STEP
-            t._log.append((self._base5 + (offset << ADDRESS_SHIFT) | op, step, fid | f.f_lineno, value))
+            t._log.append((self._addr + offset, step | code, fid | f.f_lineno, value))
         return value
 
     def __setitem__(self, idx, value):
-        if idx.__class__ is int and self._ndim == 1 and 0 <= idx < self._n0:
-            offset = idx * self._s0
-        elif (idx.__class__ is tuple and self._n1 >= 0 and len(idx) == 2 and idx[0].__class__ is int
-              and idx[1].__class__ is int and 0 <= idx[0] < self._n0 and 0 <= idx[1] < self._n1):
-            offset = idx[0] * self._s0 + idx[1] * self._s1
-        else:
+        offset = self._element(idx)
+        if offset is None:
             offset = self._locate(idx, WRITE)
             if offset.__class__ is not int:
                 if offset is None:
@@ -328,11 +336,10 @@ class TrackedArray:
             if t.abort:
                 raise Abort
             f = _getframe(1)
-            code = f.f_code
-            fid = _FILE_IDS.get(code) or file_id(code)
+            fid = _FILE_IDS.get(id(f.f_code)) or file_id(f.f_code)
             step = t._step
             t._step = step + STEP
-            t._log.append((self._base5 + (offset << ADDRESS_SHIFT) | WRITE, step, fid | f.f_lineno, self._ary[idx]))
+            t._log.append((self._addr + offset, step | self._codes[1], fid | f.f_lineno, value))
 
     def _atomic(self, idx, update, frame):
         """Apply ``update(old) -> new`` to one element atomically; returns the old value."""
@@ -351,7 +358,7 @@ class TrackedArray:
                 raise Abort
             step = t._step
             t._step = step + STEP
-            t._log.append((self._base5 + (offset << ADDRESS_SHIFT) | ATOMIC, step, site_of(frame), new))
+            t._log.append((self._addr + offset, step | self._codes[2], site_of(frame), new))
         return old
 
 

@@ -415,13 +415,14 @@ def test_schedules_order_blocks_and_do_not_change_verdicts():
     assert sorted(orders[("random", 4)][0]) == list(range(6))
     x = np.arange(64, dtype=np.float32)
     seen = set()
-    for schedule, seed in (("in-order", 0), ("reverse", 0), ("random", 1), ("random", 2)):
+    for schedule, seed in (("in-order", 0), ("reverse", 0), *(("random", seed) for seed in range(1, 6))):
         with sanitize(schedule=schedule, seed=seed) as report:
             shift_left_racy[1, 64](np.zeros(64, np.float32), x)
             rotate_racy[1, 64](np.zeros(64, np.float32), x)
             read_neighbour_block[2, 32](np.zeros(64, np.float32))
+            early_return_before_barrier[1, 64](np.zeros(64, np.float32), 40)
         seen.add(tuple(verdicts(report)))
-    assert len(seen) == 1
+    assert len(seen) == 1 and len(next(iter(seen))) == 5  # RAW, WAR, RAW + WAR between blocks, divergence
 
 
 # ---- memory profile: Nsight Compute's counts, by hand ---------------------------------------------------------
@@ -639,3 +640,17 @@ def test_a_read_before_the_threads_own_write_is_uninitialized():
     finding = only(report)
     assert (finding.kind, finding.lines, finding.count) == \
         ("uninitialized_read", [line_of(read_then_write_own_slot, "out[t] = tile[t]")], 32)
+
+
+def test_without_the_simulator_sanitize_says_so_in_one_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    code = ("import sanitizer\ntry:\n    with sanitizer.sanitize():\n        pass\nexcept RuntimeError as e:\n"
+            "    print(e)\nprint(sanitizer.available())\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-2].startswith("sanitize() watches Numba's CUDA simulator, which is off")
+    assert done.stdout.splitlines()[-1] == "False"
