@@ -60,6 +60,7 @@ def test_case_is_well_formed(name):
         assert f["lines"] and all(1 <= line <= len(source) for line in f["lines"]), (name, f)
     if case.seeded:
         assert corpus.twin(name) in NAMES, f"{name}: its fixed twin {corpus.twin(name)}.py is missing"
+        assert not corpus.load(corpus.twin(name)).seeded, f"{corpus.twin(name)}: a fixed twin expects no error"
 
 
 @pytest.mark.parametrize("name", SEEDED)
