@@ -31,4 +31,4 @@ if __name__ == "__main__":
     blocks = (x.size + THREADS - 1) // THREADS
     out = cuda.to_device(np.zeros(blocks, np.float32))
     block_sum_kernel[blocks, THREADS](out, cuda.to_device(x))
-    print("block sums:", out.copy_to_host(), "expected:", [x[:64].sum(), x[64:].sum()])
+    print("block sums:", out.copy_to_host(), "expected:", [float(x[:64].sum()), float(x[64:].sum())])
