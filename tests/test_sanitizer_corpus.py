@@ -12,10 +12,12 @@ import pytest
 import sanitizer_corpus as corpus
 
 import sanitizer
+from cuda_kernels import SIMULATOR
 
 HAS_SANITIZER = hasattr(sanitizer, "sanitize")
 needs_sanitizer = pytest.mark.skipif(
     not HAS_SANITIZER, reason="sanitizer.sanitize does not exist yet (the sanitizer branch is not merged)")
+needs_simulator = pytest.mark.skipif(not SIMULATOR, reason="kernels run on a real GPU here, not in the simulator")
 NAMES = corpus.names()
 SEEDED = [name for name in NAMES if corpus.load(name).seeded]
 SILENT = [name for name in NAMES if not corpus.load(name).seeded]
@@ -63,6 +65,7 @@ def test_case_is_well_formed(name):
         assert not corpus.load(corpus.twin(name)).seeded, f"{corpus.twin(name)}: a fixed twin expects no error"
 
 
+@needs_simulator
 @pytest.mark.parametrize("name", SEEDED)
 def test_plain_simulator_hides_the_bug(name):
     """Each seeded bug runs silently in the plain simulator, except where the case says it raises (a positive
@@ -77,6 +80,7 @@ def test_plain_simulator_hides_the_bug(name):
 
 
 # -- the sanitizer on the corpus -------------------------------------------------------------------------
+@needs_simulator
 @needs_sanitizer
 @pytest.mark.parametrize("name", known(SEEDED + [n for n in SILENT if corpus.load(n).expect]))
 def test_seeded_bug_found_at_its_lines(name):
@@ -89,6 +93,7 @@ def test_seeded_bug_found_at_its_lines(name):
     assert not extra, f"{name}: errors beside the seeded bug: {extra}"
 
 
+@needs_simulator
 @needs_sanitizer
 @pytest.mark.parametrize("name", known(SILENT))
 def test_fixed_twin_is_silent(name):
@@ -98,6 +103,7 @@ def test_fixed_twin_is_silent(name):
     assert result.raised is None, f"{name}: the launch raised under the sanitizer: {result.raised}"
 
 
+@needs_simulator
 @needs_sanitizer
 @pytest.mark.parametrize("name", known(PROFILED))
 def test_memory_profile_equals_hand_counts(name):
@@ -105,6 +111,7 @@ def test_memory_profile_equals_hand_counts(name):
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
+@needs_simulator
 @needs_sanitizer
 @pytest.mark.parametrize("name", NAMES)
 def test_verdict_is_the_same_under_random_schedules(name):
@@ -135,6 +142,7 @@ def test_fix_racy_stub_is_recognised_and_the_solution_is_not():
     assert grader._body_fingerprint(solution.block_sum_kernel.py_func) != grader.FIX_RACY_STUB
 
 
+@needs_simulator
 @needs_sanitizer
 def test_fix_racy_grader_leads_with_the_sanitizers_first_finding():
     """The racy stub, graded: the failure's first line is the sanitizer's finding in words, at the stub's lines."""
