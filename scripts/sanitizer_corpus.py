@@ -43,6 +43,7 @@ def main(argv=None) -> int:
         return 2
     totals = {kind: {"tp": 0, "fp": 0, "fn": 0} for kind in corpus.KINDS}
     disagreements = []
+    figures = unequal = 0
     start = time.perf_counter()
     for case in cases:
         result = corpus.run(case)
@@ -54,7 +55,10 @@ def main(argv=None) -> int:
         found = {(f["kind"], tuple(sorted(set(f["lines"])))) for f in result.findings}
         problems += [f"missed {kind} at lines {list(lines)}" for kind, lines in sorted(expected - found)]
         problems += [f"extra {kind} at lines {list(lines)}" for kind, lines in sorted(found - expected)]
-        problems += corpus.detail_mismatches(result) + corpus.memory_mismatches(result)
+        memory = corpus.memory_mismatches(result)
+        figures += sum(len(row) - 3 for row in case.memory)  # each figure besides line, space and op
+        unequal += len(memory)
+        problems += corpus.detail_mismatches(result) + memory
         if not case.seeded and result.raised:
             problems.append(f"raised under the sanitizer: {result.raised}")
         for seed in range(1, args.schedules + 1):
@@ -73,6 +77,7 @@ def main(argv=None) -> int:
         precision = t["tp"] / (t["tp"] + t["fp"]) if t["tp"] + t["fp"] else float("nan")
         recall = t["tp"] / (t["tp"] + t["fn"]) if t["tp"] + t["fn"] else float("nan")
         print(f"{kind:20s} {t['tp']:4d} {t['fp']:4d} {t['fn']:4d} {precision:10.2f} {recall:8.2f}")
+    print(f"memory profile: {figures} hand-counted figures, {unequal} disagreeing (a missing row counts once)")
     if disagreements:
         print(f"\n{len(disagreements)} case(s) disagree:")
         for name, problems in disagreements:
