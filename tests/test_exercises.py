@@ -244,3 +244,79 @@ def test_warp_sum():
     case = st.fixed_dictionaries({"n": st.sampled_from([1, 5, 31, 32, 33, 63, 64, 65, 100]),
                                   "threads": st.sampled_from([32, 64]), "seed": st.integers(0, 999)})
     for_all("cuda", case, check, sim_examples=5)
+
+
+# -- chapter 10 --------------------------------------------------------------------------------------
+# The stub of fix_racy is a racy kernel that runs, not a NotImplementedError: it is recognised by the
+# fingerprint of its body (its code, comments and docstring aside). If you change the stub, print the
+# new one with: python -c "from tests.test_exercises import *; print(_body_fingerprint(student('fix_racy')
+# .block_sum_kernel.py_func))" (from the repository root, with NUMBA_ENABLE_CUDASIM=1).
+FIX_RACY_STUB = "29feec570e7157ed"
+
+
+def _body_fingerprint(py_func) -> str:
+    import hashlib
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(py_func))).body[0].body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return hashlib.sha256("".join(ast.dump(node) for node in body).encode()).hexdigest()[:16]
+
+
+def sanitizer_lead(finding: dict) -> str:
+    """The sanitizer's finding (issue 26's JSON) as the first line of a grader's failure, e.g. ``race between
+    the write at fix_racy.py:24 and the read at fix_racy.py:28 (shared memory): a barrier missing?``."""
+    at = [f"{Path(finding['file']).name}:{line}" for line in finding["lines"]]
+    space = f"{finding['space']} memory" if finding["space"] else "memory"
+    if finding["kind"] == "race":
+        first, second = {"RAW": ("write", "read"), "WAR": ("read", "write"),
+                         "WAW": ("write", "write")}.get(finding["hazard"], ("access", "access"))
+        scope = f", {finding['scope']}" if finding["scope"] else ""
+        return (f"race between the {first} at {at[0]} and the {second} at {at[-1]} ({space}{scope}): "
+                f"a barrier missing?")
+    if finding["kind"] == "barrier_divergence":
+        return (f"barrier divergence at {', '.join(at)}: some threads of a block skip (or return before) a "
+                f"syncthreads that others wait at")
+    if finding["kind"] == "out_of_bounds":
+        return f"out-of-bounds index at {at[0]} ({space})"
+    return f"read of uninitialized {space} at {at[0]}"
+
+
+def sanitized(launch):
+    """Run ``launch()`` under the sanitizer when kernels run in the simulator (on a GPU: plainly) and return
+    its result and the first error or warning found (issue 26's JSON finding), or None."""
+    import sanitizer
+    from cuda_kernels import SIMULATOR
+
+    if not (SIMULATOR and hasattr(sanitizer, "sanitize")):
+        return launch(), None
+    with sanitizer.sanitize(tools="all") as report:
+        result = launch()
+    errors = [f for one in report.to_json()["launches"] for f in one["findings"]
+              if f["severity"] in ("error", "warning")]
+    return result, (errors[0] if errors else None)
+
+
+@pytest.mark.gpu
+def test_fix_racy():
+    module = student("fix_racy")
+    kernel, threads = module.block_sum_kernel, module.THREADS
+    if _body_fingerprint(kernel.py_func) == FIX_RACY_STUB:
+        pytest.skip("not attempted yet (block_sum_kernel is still the racy kernel as given)")
+
+    def check(c):
+        from numba import cuda
+
+        x = np.random.default_rng(c["seed"]).standard_normal(c["n"]).astype(np.float32)
+        blocks = (c["n"] + threads - 1) // threads
+        expected = np.pad(x.astype(np.float64), (0, blocks * threads - c["n"])).reshape(blocks, threads).sum(1)
+        out = cuda.to_device(np.full(blocks, np.nan, np.float32))
+        shape, first = sanitized(lambda: attempt_kernel(kernel, blocks, threads, out, cuda.to_device(x)))
+        what = f"fix_racy n={c['n']}\n{shape}"
+        if first is not None:
+            raise AssertionError(f"{sanitizer_lead(first)}\n  e.g. {first['example']}\n{what}")
+        close(out.copy_to_host(), expected, what, 1e-5, 1e-4 * threads)
+
+    sizes = [1, threads - 1, threads, threads + 1, 2 * threads + 3]
+    for_all("cuda", st.fixed_dictionaries({"n": st.sampled_from(sizes), "seed": st.integers(0, 999)}), check,
+            sim_examples=3)

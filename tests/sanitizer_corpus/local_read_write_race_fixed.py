@@ -1,0 +1,34 @@
+"""Fixed twin of local_read_write_race: a barrier between the writes and thread 0's sum."""
+# Ported from: jrprice/Oclgrind tests/kernels/data-race/local_read_write_race.cl (with a second barrier)
+import numpy as np
+from numba import cuda, int32
+
+THREADS = 32
+
+
+@cuda.jit
+def local_read_write(data):
+    scratch = cuda.shared.array(THREADS, int32)
+    lid = cuda.threadIdx.x
+    scratch[lid] = 0
+    cuda.syncthreads()
+    scratch[lid] = lid
+    cuda.syncthreads()
+    if lid == 0:
+        x = 0
+        for i in range(THREADS):
+            x += scratch[i]
+        data[0] = x
+
+
+EXPECT = []
+
+
+def launch():
+    data = cuda.to_device(np.zeros(1, np.int32))
+    local_read_write[1, THREADS](data)
+    return data.copy_to_host()
+
+
+if __name__ == "__main__":  # python cli.py sanitize tests/sanitizer_corpus/NAME.py
+    print(launch())
