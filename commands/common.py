@@ -73,6 +73,8 @@ def check_finite(option: str, value, *, minimum=None, above=None, below=None, ma
     bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
               f"< {below:g}" if below is not None else "", f"<= {maximum:g}" if maximum is not None else ""]
     wanted = " and ".join(b for b in bounds if b)
+    if (above == 0 or (minimum == 1 and not isinstance(value, float))) and wanted in ("> 0", ">= 1"):
+        wanted = "positive"
     if isinstance(value, float) and not math.isfinite(value):
         raise CliError(f"{option} must be a finite number{f' ({wanted})' if wanted else ''}, got {value}")
     if (minimum is not None and value < minimum) or (above is not None and value <= above) or \

@@ -9,10 +9,12 @@ import sys
 
 
 def add_parser(subparsers) -> None:
+    from hardware.cuda_probe import install_hint
+
     parser = subparsers.add_parser(
         "inspect", help="registers, shared/local memory and PTX of the CUDA kernels (no GPU needed)",
         description="Compile CUDA kernels to PTX for sm_90 (or --cc) and report the resources each uses. "
-                    "Needs the cuda extra: pip install -e '.[cuda]'. KERNEL matches as `check --only` does: "
+                    f"Needs the cuda extra: {install_hint()}. KERNEL matches as `check --only` does: "
                     "a kernel's exact name selects that kernel, a part of a name every kernel containing it "
                     "(gemm: every GEMM kernel); a name matching none is an error naming the closest.")
     parser.add_argument("kernels", nargs="*", metavar="KERNEL",

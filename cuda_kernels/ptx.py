@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 
+from hardware import cuda_probe
+
 DEFAULT_CC = (9, 0)
 
 
@@ -54,7 +56,7 @@ def _assemble_log(ptx: str, cc) -> str:
     try:
         from cuda.bindings import nvjitlink
     except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise CompilerUnavailable("nvJitLink is missing: pip install -e '.[cuda]'") from exc
+        raise CompilerUnavailable(f"nvJitLink is missing: {cuda_probe.install_hint()}") from exc
     handle = nvjitlink.create(3, [f"-arch=sm_{cc[0]}{cc[1]}", "-verbose", "-Xptxas=-v"])
     try:
         data = ptx.encode()
@@ -113,7 +115,7 @@ def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelRepor
             ptx, _ = cuda.compile_ptx(kernel.py_func, kernel.signature, cc=cc, fastmath=kernel.fastmath)
     except Exception as exc:
         if "nvrtc" in str(exc).lower() or "nvvm" in str(exc).lower():
-            raise CompilerUnavailable(f"CUDA compiler libraries missing ({exc}): pip install -e '.[cuda]'") from exc
+            raise CompilerUnavailable(f"CUDA compiler libraries missing ({exc}): {cuda_probe.install_hint()}") from exc
         raise
     log = _assemble_log(ptx, cc)
     body = [line for line in ptx.splitlines() if line.strip() and not line.strip().startswith("//")]
