@@ -44,6 +44,18 @@ def test_optimizer_hyperparameters_are_checked_as_pytorch_does(make, message):
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: O.cosine_lr(float("nan"), 10), "cosine_lr: base_lr must be a finite number >= 0, got nan"),
+    (lambda: O.cosine_lr(0.1, 0), "cosine_lr: total_steps must be a positive integer, got 0"),
+    (lambda: O.step_lr(0.1, 0), "step_lr: step_size must be a positive integer, got 0"),
+    (lambda: O.step_lr(0.1, 2, gamma=float("inf")), "step_lr: gamma must be a finite number >= 0, got inf"),
+])
+def test_schedules_name_a_bad_argument_when_made_not_mid_epoch(make, message):
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value) == message
+
+
 def test_a_zero_learning_rate_is_allowed_as_in_pytorch():
     assert O.SGD(params(), lr=0.0).base_lr == 0.0
 
