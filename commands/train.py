@@ -67,10 +67,11 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     """Bad values and output paths are found before any work; --checkpoint's writer lock is held throughout."""
     from engine import outputs
+    from engine.distributed import get_world
 
     _check_numbers(args)
     _check_outputs(args)  # a bad output path is found now, not after training
-    if not args.checkpoint:
+    if not args.checkpoint or not get_world().is_root:  # under mpiexec rank 0 alone writes, and locks
         return _train(args)
     try:
         with outputs.writing(args.checkpoint, "--checkpoint"):  # a second train on this file is refused now
