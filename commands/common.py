@@ -58,8 +58,8 @@ def check_output_file(option: str, path, *, suffixes: tuple[str, ...] = (), repl
         if kind is not None:
             outputs.check_target(path, kind, option, force=force, same_run=same_run, suffixes=suffixes)
         else:
-            outputs.check_target(path, "json", option, force=True, suffixes=suffixes) if suffixes else \
-                outputs.check_folder(path, option, replace=replace)
+            outputs.check_suffix(path, option, suffixes)
+            outputs.check_folder(path, option, replace=replace)
     except outputs.OutputError as exc:
         raise CliError(str(exc)) from None
 

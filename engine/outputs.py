@@ -51,6 +51,16 @@ def check_folder(path, option: str | None = None, *, replace: bool = True) -> No
         raise OutputError(f"{_name(path, option)}: no permission to write in the folder {folder}")
 
 
+def check_suffix(path, option: str | None = None, suffixes: tuple[str, ...] = ()) -> None:
+    """``path`` ends in one of ``suffixes`` (without dots; none: any name), or one ``OutputError`` naming the
+    first three."""
+    target = Path(path)
+    if suffixes and target.suffix.lower().lstrip(".") not in suffixes and not target.is_dir():
+        what = f"'{target.suffix}' is not a format it writes" if target.suffix else "the name has no extension"
+        others = f" (also .{', .'.join(suffixes[3:])})" if suffixes[3:] else ""
+        raise OutputError(f"{_name(path, option)}: {what}; end the name in .{', .'.join(suffixes[:3])}{others}")
+
+
 # --- what an existing file holds --------------------------------------------------------------------------
 
 KINDS = ("checkpoint", "predictions", "json", "plot")
@@ -129,11 +139,7 @@ def check_target(path, kind: str, option: str | None = None, *, force: bool = Fa
     if kind not in KINDS:
         raise ValueError(f"check_target: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     target = Path(path)
-    if suffixes and target.suffix.lower().lstrip(".") not in suffixes:
-        what = f"'{target.suffix}' is not a format it writes" if target.suffix else "the name has no extension"
-        others = f" (also .{', .'.join(suffixes[3:])})" if suffixes[3:] else ""
-        if not target.is_dir():
-            raise OutputError(f"{_name(path, option)}: {what}; end the name in .{', .'.join(suffixes[:3])}{others}")
+    check_suffix(path, option, suffixes)
     check_folder(path, option, replace=target.is_file() or not target.exists())
     if force or not target.is_file():
         return
