@@ -58,7 +58,10 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the work started")
 
+    import engine.profiler
+
     monkeypatch.setattr(engine.training, "fit", refuse)
+    monkeypatch.setattr(engine.profiler, "profile_step", refuse)
     monkeypatch.setattr(engine.inference, "load_classifier", refuse)
     monkeypatch.setattr(bench, "run_bench", refuse)
 
@@ -140,6 +143,25 @@ def test_profile_and_bench_outputs_follow_the_rule(capsys, ckpt, no_work):
     assert line.startswith(f"error: refusing to overwrite {ckpt} with JSON")
     line = one_line(*in_process(capsys, "bench", "--ops", "pool", "--plot", ckpt.parent / "nowhere" / "b.png")[::2])
     assert line.endswith(f"the folder {ckpt.parent / 'nowhere'} does not exist")
+
+
+@pytest.mark.parametrize("command", [
+    ("train", "--model", "mlp", "--json", "{ckpt}"), ("train", "--model", "mlp", "--plot", "{png}"),
+    ("profile", "--model", "mlp", "--json", "{ckpt}"), ("bench", "--ops", "pool", "--json", "{ckpt}"),
+    ("bench", "--ops", "pool", "--plot", "{png}"),
+    ("predict", "--checkpoint", "{other}", "--dataset", "digits", "--output", "{ckpt}"),
+    ("predict", "--checkpoint", "{other}", "--dataset", "digits", "--json", "{ckpt}"),
+], ids=lambda c: " ".join(c[:1] + c[-2:-1]))
+def test_each_force_flag_lets_the_work_start(capsys, ckpt, no_work, command):
+    png = ckpt.with_suffix(".png")
+    png.write_bytes(ckpt.read_bytes())  # a checkpoint under an image's name
+    other = ckpt.with_name("other.npz")
+    other.write_bytes(ckpt.read_bytes())
+    args = [a.format(ckpt=ckpt, png=png, other=other) for a in command]
+    line = one_line(*in_process(capsys, *args, "--device", "cpu")[::2])
+    assert line.startswith("error: refusing to overwrite"), line
+    with pytest.raises(AssertionError, match="the work started"):  # the rule passed: the work began
+        in_process(capsys, *args, "--device", "cpu", "--force")
 
 
 def test_predict_force_replaces_and_the_output_is_written_atomically(capsys, ckpt, tmp_path):
