@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 LEGACY_TEMP_AGE_S = 3600  # temp files from before pids were in their names: removed once this old
+LARGEST_TEXT_READ = 64 << 20  # identify() reads text files up to this size to tell JSON from other text
 
 
 class OutputError(ValueError):
@@ -96,6 +97,8 @@ def identify(path) -> tuple[str, str]:
             return "plot", f"a {what} image"
     if head[8:12] == b"WEBP":
         return "plot", "a WebP image"
+    if path.stat().st_size > LARGEST_TEXT_READ:
+        return "data", "a large file of another kind"
     try:
         text = path.read_text()
     except (UnicodeDecodeError, OSError):
