@@ -47,7 +47,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--resume", metavar="FILE",
                         help="continue from a checkpoint (same --model and --optimizer) up to --epochs in total; "
                              "its lr, batch size and seed are kept unless --lr, --batch-size, --seed are given, "
-                             "which apply (the header says what changed)")
+                             "which apply (the header says what changed); another --model or --optimizer is "
+                             "refused (its state would not fit); --dataset, --limit and the --allreduce settings "
+                             "apply as given (the checkpoint does not record them)")
     parser.add_argument("--quiet", action="store_true",
                         help="no header and no progress: only the final line (and errors); with --json FILE, for "
                              "scripts")

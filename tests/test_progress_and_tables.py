@@ -72,6 +72,7 @@ def test_help_states_the_seed_rule(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "with --resume, the checkpoint's, so the resumed run shuffles as the uninterrupted one would" in text
     assert "its lr, batch size and seed are kept unless --lr, --batch-size, --seed are given, which apply" in text
+    assert "another --model or --optimizer is refused" in text
 
 
 # --- progress in a pipe, --quiet ---------------------------------------------------------------------------------
