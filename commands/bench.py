@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CliError, add_device_option, write_json
+from .common import CliError, add_device_option, check_output_file, write_json
 
 DESCRIPTION = (
     "Time GEMM, convolution, pooling, the RNN, optimizer updates and whole training steps on the "
@@ -41,6 +41,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="write a PNG: percent of ceiling per row and a roofline")
     parser.add_argument("--wide", action="store_true", help="print every column, one row per line, at whatever "
                         "width that takes (default: a table per op family that fits 100 columns, then a verdict)")
+    parser.add_argument("--force", action="store_true", help="let --json and --plot replace a file of another kind")
     parser.set_defaults(run=run)
 
 
@@ -50,6 +51,7 @@ def run(args) -> int:
     from hardware import cuda_probe
 
     ops = _parse_list(args.ops, ALL_OPS + EXTRA_OPS, "op") if args.ops else list(ALL_OPS)
+    _check_outputs(args)  # engine.outputs' rule, before minutes of timing
     counts = _parse_ranks(args.ranks) if args.ranks else []
     gpu = cuda_probe.real_gpu_count() > 0 and not cuda_probe.simulator_requested()
     device = args.device or "auto"
@@ -106,6 +108,14 @@ def run(args) -> int:
         console.print(f"[yellow]bench {result['interrupted']}[/yellow]: the rows above are the ones measured")
         return 130
     return 0
+
+
+def _check_outputs(args) -> None:
+    if args.json:
+        check_output_file("--json", args.json, kind="json", force=getattr(args, "force", False))
+    if args.plot:
+        check_output_file("--plot", args.plot, kind="plot", force=getattr(args, "force", False),
+                          suffixes=("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp"))
 
 
 def _parse_list(text: str, allowed, what: str) -> list[str]:

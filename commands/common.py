@@ -36,45 +36,59 @@ def prepare(device: str | None) -> None:
 
 
 def console():
-    """A console for tables: the terminal's width, or 160 columns when the output is piped."""
+    """A console for tables: the terminal's width, or 100 columns when the output is piped (every table
+    outside bench and check fits 100 columns)."""
     from rich.console import Console
 
     probe = Console()
-    return probe if probe.is_terminal else Console(width=160)
+    return probe if probe.is_terminal else Console(width=100)
 
 
-def check_output_file(option: str, path, *, suffixes: tuple[str, ...] = (), replace: bool = False) -> None:
+def check_output_file(option: str, path, *, suffixes: tuple[str, ...] = (), replace: bool = False,
+                      kind: str | None = None, force: bool = False, same_run=None) -> None:
     """Before any work: ``path`` (given as ``option``) can be written, or one ``CliError`` says why not.
 
-    Its folder must exist (a typo in a folder name is an error, not a new folder). ``replace``: the file
-    is written as a temporary file in its folder and renamed over the old one (checkpoints), so the
-    folder must be writable; otherwise an existing file is written in place (so ``/dev/stdout`` works).
+    The rule is ``engine.outputs``' for every file tilegrad writes: its folder must exist (a typo in a folder
+    name is an error, not a new folder); ``kind`` (checkpoint, predictions, json, plot): an existing file is
+    replaced only when it holds the same kind (a checkpoint: of the same run, ``same_run``), unless ``force``.
     ``suffixes``: the accepted extensions, without dots (the first ones are named in the message)."""
-    from pathlib import Path
+    from engine import outputs
 
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        raise CliError(f"{option} {path}: that is a folder; give a file name")
-    if suffixes and target.suffix.lower().lstrip(".") not in suffixes:
-        what = f"'{target.suffix}' is not a format it writes" if target.suffix else "the name has no extension"
-        others = f" (also .{', .'.join(suffixes[3:])})" if suffixes[3:] else ""
-        raise CliError(f"{option} {path}: {what}; end the name in .{', .'.join(suffixes[:3])}{others}")
-    if not folder.is_dir():
-        what = f"{folder} is a file, not a folder" if folder.exists() else f"the folder {folder} does not exist"
-        raise CliError(f"{option} {path}: {what}")
-    if target.exists() and not replace:
-        if not os.access(target, os.W_OK):
-            raise CliError(f"{option} {path}: the file is not writable")
-    elif not os.access(folder, os.W_OK | os.X_OK):
-        raise CliError(f"{option} {path}: no permission to write in the folder {folder}")
+    try:
+        if kind is not None:
+            outputs.check_target(path, kind, option, force=force, same_run=same_run, suffixes=suffixes)
+        else:
+            outputs.check_suffix(path, option, suffixes)
+            outputs.check_folder(path, option, replace=replace)
+    except outputs.OutputError as exc:
+        raise CliError(str(exc)) from None
+
+
+def check_finite(option: str, value, *, minimum=None, above=None, below=None, maximum=None) -> None:
+    """A number read from the command line is finite and in range, or one ``CliError`` naming ``option``."""
+    import math
+
+    if value is None:
+        return
+    bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
+              f"< {below:g}" if below is not None else "", f"<= {maximum:g}" if maximum is not None else ""]
+    wanted = " and ".join(b for b in bounds if b)
+    if (above == 0 or (minimum == 1 and not isinstance(value, float))) and wanted in ("> 0", ">= 1"):
+        wanted = "positive"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CliError(f"{option} must be a finite number{f' ({wanted})' if wanted else ''}, got {value}")
+    if (minimum is not None and value < minimum) or (above is not None and value <= above) or \
+            (below is not None and value >= below) or (maximum is not None and value > maximum):
+        raise CliError(f"{option} must be {wanted}, got {value:g}" if isinstance(value, float) else
+                       f"{option} must be {wanted}, got {value}")
 
 
 def write_json(path, data) -> None:
-    from pathlib import Path
+    """``data`` as JSON, written atomically (engine.outputs); the folder must exist (checked before the work)."""
+    from engine import outputs
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=1, default=float))
+    text = json.dumps(data, indent=1, default=float)
+    outputs.write_atomic(path, lambda f: f.write(text), mode="w")
 
 
 def report_failure(exc) -> None:

@@ -9,10 +9,12 @@ import sys
 
 
 def add_parser(subparsers) -> None:
+    from hardware.cuda_probe import install_hint
+
     parser = subparsers.add_parser(
         "inspect", help="registers, shared/local memory and PTX of the CUDA kernels (no GPU needed)",
         description="Compile CUDA kernels to PTX for sm_90 (or --cc) and report the resources each uses. "
-                    "Needs the cuda extra: pip install -e '.[cuda]'. KERNEL matches as `check --only` does: "
+                    f"Needs the cuda extra: {install_hint()}. KERNEL matches as `check --only` does: "
                     "a kernel's exact name selects that kernel, a part of a name every kernel containing it "
                     "(gemm: every GEMM kernel); a name matching none is an error naming the closest.")
     parser.add_argument("kernels", nargs="*", metavar="KERNEL",
@@ -22,13 +24,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--ptx", action="store_true", help="print each kernel's PTX")
     parser.add_argument("--cc", default="9.0", help="compute capability (default 9.0 = H100/H200)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--wide", action="store_true", help="every column: vector loads, local memory "
+                                                             "instructions, tanh.approx, PTX lines (default: the "
+                                                             "table fits 100 columns)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     from hardware import cuda_probe
 
-    argv = [*args.kernels, "--cc", args.cc] + [f"--{flag}" for flag in ("ptx", "json", "list") if getattr(args, flag)]
+    flags = ("ptx", "json", "list", "wide")
+    argv = [*args.kernels, "--cc", args.cc] + [f"--{flag}" for flag in flags if getattr(args, flag)]
     if cuda_probe.simulator_requested():
         import subprocess
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CliError, add_device_option, write_json
+from .common import CliError, add_device_option, check_output_file, write_json
 
 OUTPUT_HELP = ("write the predictions to P.npz (NumPy's savez): 'classes' (N,) int64, the predicted class of each "
                "sample; 'probabilities' (N, C) float32, the softmax of the logits (each row sums to 1); and "
@@ -30,6 +30,12 @@ def add_parser(subparsers) -> None:
     add_device_option(parser)
     parser.add_argument("--output", metavar="P.npz", help=OUTPUT_HELP)
     parser.add_argument("--json", metavar="FILE", help="write the summary (accuracy, loss, samples, model) as JSON")
+    parser.add_argument("--force", action="store_true",
+                        help="let --output and --json replace a file of another kind (a checkpoint above all); "
+                             "without it such a file is kept and predict stops before any work")
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="predict on --input samples holding NaN or inf (refused by default: their classes "
+                             "and probabilities would be meaningless)")
     parser.set_defaults(run=run)
 
 
@@ -68,12 +74,35 @@ def _check_args(args) -> None:
         raise CliError(f"--batch-size must be positive, got {args.batch_size}")
     if args.output and not args.output.lower().endswith(".npz"):
         raise CliError(f"--output {args.output}: end the name in .npz (it holds classes and probabilities)")
-    for option, path in (("--output", args.output), ("--json", args.json)):
-        if path:
-            from pathlib import Path
+    import os
 
-            if Path(path).is_dir():
-                raise CliError(f"{option} {path}: that is a folder; give a file name")
+    read = [(option, path) for option, path in (("--checkpoint", args.checkpoint), ("--input", args.input),
+                                                 ("--labels", args.labels)) if path]
+    written = [(option, path) for option, path in (("--output", args.output), ("--json", args.json)) if path]
+    seen = {}
+    for option, path in read + written:  # reading and writing one file would destroy what is read
+        key = os.path.realpath(path)
+        if key in seen and (option, path) in written:
+            raise CliError(f"{seen[key]} and {option} name the same file, {path}")
+        seen.setdefault(key, option)
+    if args.output:  # engine.outputs' rule: never over a file of another kind (a checkpoint) without --force
+        check_output_file("--output", args.output, kind="predictions", force=args.force)
+    if args.json:
+        check_output_file("--json", args.json, kind="json", force=args.force)
+
+
+def _check_finite_inputs(path, x) -> None:
+    """--input samples hold no NaN or inf (a NaN sample would be predicted as class 0 with NaN probabilities)."""
+    import numpy as np
+
+    if not np.issubdtype(x.dtype, np.floating):
+        return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+        raise CliError(f"--input {path}: {int(np.isnan(x).sum())} NaN and {int(np.isinf(x).sum())} inf values in "
+                       f"{len(rows)} of {len(x)} samples (the first: sample {rows[0]}); pass --allow-nonfinite to "
+                       f"predict on them anyway")
 
 
 def run(args) -> int:
@@ -93,6 +122,8 @@ def run(args) -> int:
         x, labels, source = data.x, data.y, f"the {args.dataset} test set"
     else:
         x = check_inputs(model, _load_npy("--input", args.input), what=f"--input {args.input}")
+        if not args.allow_nonfinite:
+            _check_finite_inputs(args.input, x)
         labels, source = None, args.input
         if args.labels:
             labels = _load_npy("--labels", args.labels)
@@ -119,9 +150,10 @@ def run(args) -> int:
         arrays = {"classes": result["classes"], "probabilities": result["probabilities"]}
         if labels is not None:
             arrays["labels"] = np.asarray(labels, dtype=np.int64)
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.output, "wb") as f:  # a file object: savez keeps the name as given
-            np.savez(f, **arrays)
+        from engine import outputs
+
+        # a file object: savez keeps the name as given; written atomically, the folder checked before
+        outputs.write_atomic(Path(args.output), lambda f: np.savez(f, **arrays))
         print(f"wrote {args.output}: classes ({n},) int64, probabilities ({n}, {classes}) float32")
     if args.json:
         summary = {"checkpoint": str(args.checkpoint), "model": model_text, "epoch": epoch, "device": repr(dev),

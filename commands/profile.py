@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import MODEL_CHOICES, add_device_option, console, write_json
+from .common import MODEL_CHOICES, add_device_option, check_finite, check_output_file, console, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -12,12 +12,13 @@ def add_parser(subparsers) -> None:
                     "of a training step (on a CPU: synchronized around each part; on a cuda device: host time of "
                     "each Python call and GPU time from CUDA events, launch-bound parts marked).")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="lenet")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="samples per step, >= 1 (default 64)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps, >= 1 (default 10)")
     parser.add_argument("--features", type=int, default=None, metavar="N",
                         help="mlp input width (default 64, the digits; 784 is the bench's MLP, MNIST-sized)")
     add_device_option(parser)
     parser.add_argument("--json", metavar="FILE", help="write the table as JSON")
+    parser.add_argument("--force", action="store_true", help="let --json replace a file of another kind")
     parser.set_defaults(run=run)
 
 
@@ -27,6 +28,10 @@ def run(args) -> int:
     from engine.profiler import launch_bound_note, profile_step, random_batch
     from engine.recipes import build_model, build_optimizer
 
+    check_finite("--batch-size", args.batch_size, minimum=1)  # before any work, named by the flag (not a kernel's)
+    check_finite("--steps", args.steps, minimum=1)
+    if args.json:
+        check_output_file("--json", args.json, kind="json", force=args.force)
     dev = Device(args.device or "auto")
     if args.features is not None and args.model != "mlp":
         raise ValueError(f"--features: only the mlp takes a feature count (got --model {args.model})")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .common import CliError, add_device_option
+from .common import CliError, add_device_option, check_finite
+
+MAX_LENGTH = 100_000  # characters one run generates: one recurrent step each, so a bound a user can wait for
 
 
 def add_parser(subparsers) -> None:
@@ -13,12 +15,14 @@ def add_parser(subparsers) -> None:
                     "state carried from one character to the next. Prints the prime, then the new text.")
     parser.add_argument("--checkpoint", metavar="FILE", required=True,
                         help="a checkpoint of `train --model charlm` (or of engine.models.char_lm, saved)")
-    parser.add_argument("--length", type=int, default=300, metavar="N", help="characters to generate (default 300)")
+    parser.add_argument("--length", type=int, default=300, metavar="N",
+                        help=f"characters to generate, 0 to {MAX_LENGTH:,} (default 300)")
     parser.add_argument("--temperature", type=float, default=0.8, metavar="T",
-                        help="> 0: lower repeats the likeliest spellings, higher invents more (default 0.8)")
+                        help="a finite number > 0: lower repeats the likeliest spellings, higher invents more "
+                             "(default 0.8)")
     parser.add_argument("--prime", default="", metavar="TEXT",
                         help="text the model reads first and continues (default: a line start)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same text (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed, >= 0: same seed, same text (default 0)")
     add_device_option(parser)
     parser.set_defaults(run=run)
 
@@ -28,10 +32,9 @@ def run(args) -> int:
 
     if not Path(args.checkpoint).is_file():
         raise CliError(f"--checkpoint {args.checkpoint}: no such file")
-    if args.length < 0:
-        raise CliError(f"--length must be zero or more, got {args.length}")
-    if not args.temperature > 0:
-        raise CliError(f"--temperature must be positive, got {args.temperature:g}")
+    check_finite("--length", args.length, minimum=0, maximum=MAX_LENGTH)
+    check_finite("--temperature", args.temperature, above=0)
+    check_finite("--seed", args.seed, minimum=0)
 
     from engine import Device, load
     from engine.charlm import char_lm_parts, sample

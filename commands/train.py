@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import MODEL_CHOICES, CliError, add_device_option, check_output_file, write_json
+from .common import MODEL_CHOICES, CliError, add_device_option, check_finite, check_output_file, write_json
 
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 
@@ -31,7 +31,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, help="default 32")
     parser.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adam")
     parser.add_argument("--lr", type=float, help="peak learning rate (cosine schedule); default per optimizer")
-    parser.add_argument("--seed", type=int, default=0, help="shuffling seed: same seed, same numbers on CPU")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="shuffling seed, >= 0: same seed, same numbers on CPU (default 0; with --resume, the "
+                             "checkpoint's, so the resumed run shuffles as the uninterrupted one would; another "
+                             "--seed applies from the resumed epoch on, and the header says so)")
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N training and test samples "
                         "(tiny runs, e.g. in the simulator)")
     parser.add_argument("--checkpoint", metavar="FILE",
@@ -40,9 +43,16 @@ def add_parser(subparsers) -> None:
                              "earlier run of this one), else the run stops before training unless --force")
     parser.add_argument("--force", action="store_true",
                         help="let --checkpoint replace a file that holds another model or optimizer, or no "
-                             "checkpoint at all")
+                             "checkpoint at all (and --json, --plot a file of another kind)")
     parser.add_argument("--resume", metavar="FILE",
-                        help="continue from a checkpoint (same --model and --optimizer) up to --epochs in total")
+                        help="continue from a checkpoint (same --model and --optimizer) up to --epochs in total; "
+                             "its lr, batch size and seed are kept unless --lr, --batch-size, --seed are given, "
+                             "which apply (the header says what changed); another --model or --optimizer is "
+                             "refused (its state would not fit); --dataset, --limit and the --allreduce settings "
+                             "apply as given (the checkpoint does not record them)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no header and no progress: only the final line (and errors); with --json FILE, for "
+                             "scripts")
     parser.add_argument("--json", metavar="FILE", help="write the summary and per-epoch history as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="write loss and accuracy curves (.png, .pdf, .svg, ...)")
     parser.add_argument("--allreduce", choices=("overlap", "blocking"), default="overlap",
@@ -57,9 +67,32 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import time
+    """Bad values and output paths are found before any work; --checkpoint's writer lock is held throughout."""
+    from engine import outputs
+    from engine.distributed import get_world
 
+    _check_numbers(args)
     _check_outputs(args)  # a bad output path is found now, not after training
+    if not args.checkpoint or not get_world().is_root:  # under mpiexec rank 0 alone writes, and locks
+        return _train(args)
+    try:
+        with outputs.writing(args.checkpoint, "--checkpoint"):  # a second train on this file is refused now
+            return _train(args)
+    except outputs.OutputError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _check_numbers(args) -> None:
+    """Every number given is finite and in range, named by its flag (a NaN --lr would fail mid-epoch)."""
+    check_finite("--lr", args.lr, minimum=0)
+    check_finite("--seed", args.seed, minimum=0)
+    check_finite("--bucket-mb", args.bucket_mb, above=0)
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--limit", args.limit)):
+        check_finite(option, value, minimum=1)
+
+
+def _train(args) -> int:
+    import time
 
     import optim as O
     from engine import Device, fit, load
@@ -86,21 +119,21 @@ def run(args) -> int:
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.model)
 
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True, quiet=not world.is_root)
-    start_epoch = 0
+    console = Console(stderr=True, quiet=not world.is_root or args.quiet)
+    start_epoch, seed, resumed = 0, 0 if args.seed is None else args.seed, ""
     if args.resume:
         _check_same_run(args.resume, model, args, resuming=True)
         _, meta = load(args.resume, model=model, optimizer=optimizer)
         start_epoch = int(meta.get("extra", {}).get("epoch", 0))
+        batch_size, seed, resumed = _resumed_settings(args, meta, optimizer, batch_size)
         if start_epoch >= epochs:
             console.print(f"{args.resume} already holds epoch {start_epoch}, and --epochs {epochs} is the total "
                           f"to reach: nothing to train (give a larger --epochs to train further)",
                           markup=False, highlight=False, soft_wrap=True)
             return 0
-        console.print(f"resuming {args.resume} at epoch {start_epoch} of {epochs}: {epochs - start_epoch} to go",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(f"resuming {args.resume} at epoch {start_epoch} of {epochs}: {epochs - start_epoch} to go"
+                      f"; {resumed}", markup=False, highlight=False, soft_wrap=True)
     if args.checkpoint and not args.force:
         _check_same_run(args.checkpoint, model, args, resuming=False)
     steps = epochs * -(-len(train_set) // batch_size)  # the schedule of an uninterrupted run of `epochs`
@@ -111,7 +144,7 @@ def run(args) -> int:
     ranks = f" x {world.size} ranks (global batch {batch_size})" if world.distributed else ""
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
                   f"{dev!r}{ranks}: {epochs - start_epoch} epochs, batch {batch_size}, {args.optimizer} "
-                  f"lr {optimizer.base_lr:g}")
+                  f"lr {optimizer.base_lr:g}", markup=False, highlight=False, soft_wrap=True)
     if world.distributed:
         console.print(f"gradients: --allreduce {args.allreduce}"
                       + (f" in {args.bucket_mb:g} MB buckets" if args.allreduce == "overlap" else "")
@@ -119,8 +152,7 @@ def run(args) -> int:
     started = time.perf_counter()
     history = []
     interrupted = False
-    with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with _progress(console, epochs) as progress:
         task = None
 
         def on_event(event, info):
@@ -133,14 +165,11 @@ def run(args) -> int:
                                 description=f"loss {info['loss']:.4f}  {rate:,.0f} samples/s")
             else:
                 history.append(info)
-                acc = f"  test acc {info['test_accuracy']:.4f}" if "test_accuracy" in info else ""
-                acc += f"  held-out {info['bits_per_char']:.3f} bits/char" if "bits_per_char" in info else ""
-                progress.update(task, description=f"loss {info['loss']:.4f}  train acc {info['train_accuracy']:.4f}"
-                                                   f"{acc}  {info['samples_per_s']:,.0f} samples/s")
+                progress.update(task, description=epoch_description(info))
 
         try:
             fit(model, loss_layer, optimizer, train_set, epochs=epochs - start_epoch, batch_size=batch_size,
-                eval_data=eval_data, callbacks=[*recipe_callbacks, on_event], seed=args.seed,
+                eval_data=eval_data, callbacks=[*recipe_callbacks, on_event], seed=seed,
                 checkpoint=args.checkpoint,
                 start_epoch=start_epoch, allreduce=args.allreduce, bucket_mb=args.bucket_mb,
                 cuda_graph=getattr(args, "cuda_graph", None))
@@ -149,9 +178,14 @@ def run(args) -> int:
     if interrupted:
         message = save_interrupted(model, optimizer, checkpoint=args.checkpoint,
                                    fallback=f"interrupted-{args.model}.npz", start_epoch=start_epoch,
-                                   epochs_done=start_epoch + len(history), seed=args.seed,
+                                   epochs_done=start_epoch + len(history), seed=seed,
+                                   extra={"batch_size": batch_size},
                                    resume_flags="" if args.epochs is None else f" --epochs {epochs}")
-        if message:
+        if message and args.quiet:  # what to resume from is never quiet
+            import sys
+
+            print(message, file=sys.stderr, flush=True)
+        elif message:
             console.print(message, markup=False, highlight=False, soft_wrap=True)
         return 130
     seconds = time.perf_counter() - started
@@ -178,6 +212,109 @@ def run(args) -> int:
     return 0
 
 
+def _resumed_settings(args, meta, optimizer, batch_size):
+    """(batch size, seed, what the header says) of a resumed run: the checkpoint's lr, batch size and seed
+    unless given on the command line, where what is given applies and the header names the old value."""
+    extra = meta.get("extra", {})
+    said = []
+    saved_lr = optimizer.base_lr  # load_state_dict restored it
+    if args.lr is not None and args.lr != saved_lr:
+        optimizer.base_lr = optimizer.lr = float(args.lr)
+        said.append(f"lr {args.lr:g} (was {saved_lr:g} in the checkpoint)")
+    else:
+        said.append(f"lr {saved_lr:g} from the checkpoint")
+    saved_batch = extra.get("batch_size")
+    if args.batch_size is None and saved_batch:
+        batch_size = int(saved_batch)
+        said.append(f"batch {batch_size} from the checkpoint")
+    elif saved_batch and batch_size != saved_batch:
+        said.append(f"batch {batch_size} (was {saved_batch} in the checkpoint)")
+    saved_seed = extra.get("seed")
+    if args.seed is None:
+        seed = int(saved_seed or 0)
+        said.append(f"seed {seed} from the checkpoint")
+    else:
+        seed = args.seed
+        if saved_seed is not None and seed != saved_seed:
+            said.append(f"seed {seed} (was {saved_seed} in the checkpoint: the shuffles from here on differ from "
+                        f"the uninterrupted run's)")
+        else:
+            said.append(f"seed {seed}")
+    return batch_size, seed, ", ".join(said)
+
+
+def epoch_description(info: dict) -> str:
+    """An epoch's numbers in one short line (within 100 columns with the progress bar, char LM's included)."""
+    text = f"loss {info['loss']:.4f}  acc {info['train_accuracy']:.4f}"
+    if "test_accuracy" in info:
+        text += f"  test acc {info['test_accuracy']:.4f}"
+    if "bits_per_char" in info:
+        text += f"  held-out {info['bits_per_char']:.3f} bits/char"
+    return text + f"  {info['samples_per_s']:,.0f} samples/s"
+
+
+PROGRESS_BAR_WIDTH = 10  # with the longest epoch line (charlm's), the display fits 100 columns
+
+
+def _progress(console, epochs: int):
+    """The progress display: a live bar per epoch on a terminal; one plain line per epoch (and per 10% of an
+    epoch of 100 batches or more), flushed at once, in a pipe or a log file (``train ... | cat``)."""
+    import sys
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if console.is_terminal and sys.stdout.isatty():
+        return Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(bar_width=PROGRESS_BAR_WIDTH),
+                        TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    return PlainProgress(console, epochs)
+
+
+class PlainProgress:
+    """The progress display's ``add_task``/``update`` as plain lines, each flushed as it is written."""
+
+    def __init__(self, console, epochs: int):
+        self.console, self.epochs, self.tasks = console, epochs, {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        last = self.tasks.get(len(self.tasks) - 1)
+        if last and not last["done"] and last["completed"]:  # stopped mid-epoch (Ctrl-C): where it stood
+            self._line(f"epoch {last['epoch']}/{self.epochs}  {100 * last['completed'] // last['total']:3d}%  "
+                       f"{last['description']}  (stopped)")
+        return False
+
+    def add_task(self, description, total, epoch, **_):
+        import time
+
+        task = len(self.tasks)
+        self.tasks[task] = {"total": total, "epoch": epoch, "next": 1, "first": None, "completed": 0,
+                            "description": description, "done": False, "started": time.perf_counter()}
+        return task
+
+    def update(self, task, completed=None, description=""):
+        import time
+
+        t = self.tasks[task]
+        t["description"] = description
+        if completed is None:  # the epoch's end: its record
+            t["done"] = True
+            seconds = time.perf_counter() - t["started"]
+            self._line(f"epoch {t['epoch']}/{self.epochs}  {description}  {seconds:.1f} s")
+            return
+        t["first"], t["completed"] = t["first"] or completed, completed
+        if t["total"] >= 100 * t["first"] and completed < t["total"] and 10 * completed >= t["next"] * t["total"]:
+            self._line(f"epoch {t['epoch']}/{self.epochs}  {100 * completed // t['total']:3d}%  {description}")
+            while t["next"] * t["total"] <= 10 * completed:  # the next tenth of the epoch
+                t["next"] += 1
+
+    def _line(self, text: str) -> None:
+        if not self.console.quiet:
+            self.console.file.write(text + "\n")
+            self.console.file.flush()
+
+
 def _plot_formats() -> tuple[str, ...]:
     """The extensions --plot accepts: matplotlib's formats, the common three first."""
     common = ("png", "pdf", "svg")
@@ -189,15 +326,17 @@ def _plot_formats() -> tuple[str, ...]:
 
 
 def _check_outputs(args) -> None:
-    """Every file the run will write can be written, and no two of them (or the resumed one) are the same."""
+    """Every file the run will write can be written (engine.outputs' rule: an existing --json or --plot file of
+    another kind, a checkpoint above all, is kept unless --force), and no two of them (or the resumed one) are
+    the same. An existing --checkpoint file is checked against the model once it is built (_check_same_run)."""
     import os
 
     if args.checkpoint:
         check_output_file("--checkpoint", args.checkpoint, replace=True)
     if args.json:
-        check_output_file("--json", args.json)
+        check_output_file("--json", args.json, kind="json", force=args.force)
     if args.plot:
-        check_output_file("--plot", args.plot, suffixes=_plot_formats())
+        check_output_file("--plot", args.plot, suffixes=_plot_formats(), kind="plot", force=args.force)
     seen = {}
     for option, path in (("--checkpoint", args.checkpoint), ("--json", args.json), ("--plot", args.plot),
                          ("--resume", args.resume)):
@@ -242,21 +381,27 @@ def _check_same_run(path, model, args, *, resuming: bool) -> None:
     """--resume FILE, or an existing --checkpoint FILE, must hold this run's model and optimizer."""
     from pathlib import Path
 
-    from engine.checkpoint import CheckpointError, architecture, describe, read
+    from engine.checkpoint import read
 
-    if not resuming and not Path(path).exists():
+    if not resuming:  # engine.outputs' rule, with this run's test of "the same run"
+        if Path(path).exists():
+            check_output_file("--checkpoint", path, kind="checkpoint", force=args.force,
+                              same_run=lambda meta: _another_run(path, meta, model, args, resuming=False))
         return
-    try:
-        meta, _ = read(path)
-    except CheckpointError as exc:
-        if resuming:
-            raise
-        raise CliError(f"refusing to overwrite {path}: {exc.problem}; pass --force to replace it, or choose "
-                       f"another --checkpoint file") from None
+    meta, _ = read(path)
+    reason = _another_run(path, meta, model, args, resuming=True)
+    if reason:
+        raise CliError(reason)
+
+
+def _another_run(path, meta, model, args, *, resuming: bool) -> str | None:
+    """Why ``meta`` (of --resume or --checkpoint ``path``) is not this run's model and optimizer; None if it is."""
+    from engine.checkpoint import architecture, describe
+
     saved_arch, ours = meta["architecture"], architecture(model)
     saved_opt = _optimizer_name(meta.get("optimizer"))
     if saved_arch == ours and saved_opt == args.optimizer:
-        return
+        return None
     saved_name = _model_name(saved_arch)
     if saved_arch == ours:
         saved, this = f"{args.model} with {saved_opt}", f"{args.model} with {args.optimizer}"
@@ -273,10 +418,10 @@ def _check_same_run(path, model, args, *, resuming: bool) -> None:
         flags = f"--model {saved_name} --optimizer {saved_opt}"
     if resuming:
         hint = f"; to continue it, pass {flags}" if flags else ""
-        raise CliError(f"--resume {path} holds a checkpoint of {saved}, but this run trains {this}{hint}")
+        return f"--resume {path} holds a checkpoint of {saved}, but this run trains {this}{hint}"
     hint = f"or --resume {path} {flags} to continue that run" if flags else "or choose another --checkpoint file"
-    raise CliError(f"refusing to overwrite {path}: it holds a checkpoint of {saved}, but this run trains {this}; "
-                   f"pass --force to overwrite it, {hint}")
+    return (f"refusing to overwrite {path}: it holds a checkpoint of {saved}, but this run trains {this}; "
+            f"pass --force to overwrite it, {hint}")
 
 
 def _plot_history(history, path, title) -> None:
@@ -299,5 +444,9 @@ def _plot_history(history, path, title) -> None:
     right.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from pathlib import Path
+
+    from engine import outputs
+
+    outputs.write_atomic(Path(path), lambda f: fig.savefig(f, dpi=110, format=Path(path).suffix[1:].lower()))
     plt.close(fig)

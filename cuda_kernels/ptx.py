@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 
+from hardware import cuda_probe
+
 DEFAULT_CC = (9, 0)
 
 
@@ -54,7 +56,7 @@ def _assemble_log(ptx: str, cc) -> str:
     try:
         from cuda.bindings import nvjitlink
     except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise CompilerUnavailable("nvJitLink is missing: pip install -e '.[cuda]'") from exc
+        raise CompilerUnavailable(f"nvJitLink is missing: {cuda_probe.install_hint()}") from exc
     handle = nvjitlink.create(3, [f"-arch=sm_{cc[0]}{cc[1]}", "-verbose", "-Xptxas=-v"])
     try:
         data = ptx.encode()
@@ -113,7 +115,7 @@ def compile_kernel(kernel, cc=DEFAULT_CC, keep_ptx: bool = False) -> KernelRepor
             ptx, _ = cuda.compile_ptx(kernel.py_func, kernel.signature, cc=cc, fastmath=kernel.fastmath)
     except Exception as exc:
         if "nvrtc" in str(exc).lower() or "nvvm" in str(exc).lower():
-            raise CompilerUnavailable(f"CUDA compiler libraries missing ({exc}): pip install -e '.[cuda]'") from exc
+            raise CompilerUnavailable(f"CUDA compiler libraries missing ({exc}): {cuda_probe.install_hint()}") from exc
         raise
     log = _assemble_log(ptx, cc)
     body = [line for line in ptx.splitlines() if line.strip() and not line.strip().startswith("//")]
@@ -184,6 +186,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0 (default)")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--ptx", action="store_true", help="print the PTX too")
+    parser.add_argument("--wide", action="store_true", help="every column (default: a table within 100 columns)")
     args = parser.parse_args(argv)
     try:
         cc = tuple(int(x) for x in args.cc.split("."))
@@ -203,13 +206,48 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in reports], indent=1))
         return 0
-    for r in reports:
-        print(f"{r.name:32s} regs {r.registers:3d}  smem {r.shared_bytes:6d} B  lmem {r.local_bytes:4d} B  "
-              f"spills {r.spill_stores}/{r.spill_loads}  f64 {r.f64_instructions}  "
-              f"ld.shared.v4 {r.shared_v4_loads}  ld.global.v4 {r.global_v4_loads}  int64 ops {r.int64_instructions}")
-        if args.ptx:
-            print(r.ptx)
+    for line in format_table(reports, wide=args.wide, ptx=args.ptx):
+        print(line)
     return 0
+
+
+# (header, width, value of a report, in the default table): the default fits 100 columns with the longest name
+TABLE_COLUMNS = [
+    ("regs", 4, lambda r: r.registers, True),
+    ("smem B", 6, lambda r: r.shared_bytes, True),
+    ("lmem B", 6, lambda r: r.local_bytes, True),
+    ("spills st/ld", 12, lambda r: f"{r.spill_stores}/{r.spill_loads}", True),
+    ("f64", 4, lambda r: r.f64_instructions, True),
+    ("int64", 5, lambda r: r.int64_instructions, True),
+    ("v4 smem", 7, lambda r: r.shared_v4_loads, False),
+    ("v4 gmem", 7, lambda r: r.global_v4_loads, False),
+    ("local ld/st", 11, lambda r: r.local_instructions, False),
+    ("tanh.approx", 11, lambda r: r.tanh_approx_instructions, False),
+    ("PTX lines", 9, lambda r: r.ptx_lines, False),
+]
+LEGEND = ("regs: registers per thread; smem B: shared memory per block; lmem B: local memory (stack frame) per "
+          "thread; spills st/ld: bytes spilled to local memory, stored/loaded (want 0/0); f64: double-precision PTX "
+          "instructions (want 0); int64: 64-bit integer index arithmetic instructions.")
+WIDE_LEGEND = ("v4 smem, v4 gmem: 128-bit vector loads (ld.shared.v4, ld.global.v4); local ld/st: ld.local and "
+               "st.local in the PTX; tanh.approx: fast tanh instructions; PTX lines: the kernel's PTX, comments out.")
+
+
+def format_table(reports, wide: bool = False, ptx: bool = False, width: int = 100) -> list[str]:
+    """The kernels' resources as a table with a header and a legend, within ``width`` columns (``wide``: every
+    column, whatever the width); ``ptx``: each kernel's PTX after its row."""
+    import textwrap
+
+    columns = [c for c in TABLE_COLUMNS if wide or c[3]]
+    name_width = max([len("kernel")] + [len(r.name) for r in reports])
+    lines = ["  ".join([f"{'kernel':<{name_width}}"] + [f"{h:>{w}}" for h, w, _, _ in columns])]
+    for r in reports:
+        lines.append("  ".join([f"{r.name:<{name_width}}"] + [f"{str(value(r)):>{w}}" for _, w, value, _ in columns]))
+        if ptx:
+            lines.append(r.ptx)
+    legend = LEGEND + (" " + WIDE_LEGEND if wide else " --wide adds 128-bit vector loads, local memory "
+                                                       "instructions, tanh.approx and PTX lines.")
+    lines += [""] + textwrap.wrap(legend, width)
+    return lines
 
 
 if __name__ == "__main__":

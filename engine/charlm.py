@@ -152,6 +152,8 @@ def sample(model, length: int = 300, temperature: float = 0.8, prime: str = "", 
         raise ValueError(f"sample: length must be a non-negative integer, got {length!r}")
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"sample: temperature must be a positive number, got {temperature!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"sample: seed must be a non-negative integer, got {seed!r}")
     try:
         context = encode(prime or "\n")
     except ValueError as exc:

@@ -1,9 +1,10 @@
 """Checkpoints: one .npz with the architecture, every parameter and the optimizer state.
 
-Written atomically (a temporary file in the same folder, then a rename), so a crash mid-write never
-leaves a half-written checkpoint where the last good one was; the file's mode follows the umask, as any
-other file the user writes. The metadata holds a SHA-256 over the metadata and every array (names,
-dtypes, shapes, bytes), checked on reading, on top of the zip format's CRC-32 per entry. Whatever is
+Written atomically by ``engine.outputs`` (a temporary file in the same folder, then a rename), so a crash
+mid-write never leaves a half-written checkpoint where the last good one was; the file's mode follows the
+umask, as any other file the user writes; a missing folder and a file another live writer holds are refused.
+The metadata holds a SHA-256 over the metadata and every array (names, dtypes, shapes, bytes), checked
+on reading, on top of the zip format's CRC-32 per entry. Whatever is
 wrong with a file (empty, truncated, bit-flipped, not a checkpoint at all) is one ``CheckpointError``
 naming the file and the damage. Loading checks every shape and names the first mismatch.
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,6 +24,8 @@ import numpy as np
 
 import layers as L
 from runtime.device import Device
+
+from . import outputs
 
 FORMAT = 2  # 1: no checksum (before it existed); 2: "checksum" in the metadata
 
@@ -52,8 +53,13 @@ def architecture(model) -> dict:
 
 
 def save(path, model, optimizer=None, extra: dict | None = None) -> None:
-    """Write ``model`` (architecture, parameters, layer state) and ``optimizer``'s state to one .npz, atomically."""
+    """Write ``model`` (architecture, parameters, layer state) and ``optimizer``'s state to one .npz, atomically.
+
+    The folder must exist, and no other live process may hold the file's writer lock (``engine.outputs``):
+    either is one ``OutputError`` before anything is written."""
     path = Path(path)
+    outputs.check_folder(path)
+    outputs.check_unlocked(path)
     arrays = {f"param.{i}": p.numpy() for i, p in enumerate(model.parameters())}
     for i, layer in enumerate(model.layers):
         for name, value in layer.state_arrays().items():
@@ -70,20 +76,11 @@ def save(path, model, optimizer=None, extra: dict | None = None) -> None:
     meta["format"] = FORMAT
     meta["checksum"] = _checksum(meta, arrays)
     arrays["meta"] = np.array(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; the checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    outputs.write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def save_interrupted(model, optimizer, *, checkpoint: str | None, fallback: str, start_epoch: int,
-                     epochs_done: int, seed: int, resume_flags: str = "") -> str | None:
+                     epochs_done: int, seed: int, resume_flags: str = "", extra: dict | None = None) -> str | None:
     """What an interrupted ``fit`` leaves behind; returns the line that tells how to resume (None on the
     ranks other than rank 0, which write nothing, as in ``fit``).
 
@@ -91,7 +88,11 @@ def save_interrupted(model, optimizer, *, checkpoint: str | None, fallback: str,
     A per-epoch checkpoint written since the start is an exact resume point and is kept as it is;
     otherwise the model as it stands is saved to ``checkpoint`` (or ``fallback``), and resuming from it
     restarts the interrupted epoch. ``resume_flags`` follow ``--resume FILE`` in the line (e.g. the
-    run's ``--epochs N``, the total to reach).
+    run's ``--epochs N``, the total to reach). ``extra``: more to record beside the epoch and the seed.
+
+    The ``fallback`` file is replaced only when it holds a checkpoint of the same model and optimizer that no
+    other live process is writing; otherwise the next free name (``interrupted-mlp-2.npz``) is used: an
+    interrupted run is never lost, and never replaces another one.
     """
     from .distributed import get_world
 
@@ -99,23 +100,25 @@ def save_interrupted(model, optimizer, *, checkpoint: str | None, fallback: str,
         return None
     if checkpoint and epochs_done > start_epoch:
         return f"interrupted: {checkpoint} holds epoch {epochs_done}; resume with --resume {checkpoint}{resume_flags}"
-    path = checkpoint or fallback
-    save(path, model, optimizer, extra={"epoch": epochs_done, "seed": seed})
+    path = checkpoint or outputs.free_name(fallback, lambda p: _holds_same_run(p, model, optimizer))
+    save(path, model, optimizer, extra={**(extra or {}), "epoch": epochs_done, "seed": seed})
     return (f"interrupted during epoch {epochs_done + 1}: the model as it stands is saved in {path}; "
             f"--resume {path}{resume_flags} restarts that epoch from these weights")
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux says it (/proc), else set and restored."""
+def _holds_same_run(path, model, optimizer) -> bool:
+    """``path`` is free, or a checkpoint of this model and optimizer no other live process writes."""
+    path = Path(path)
+    if not path.exists():
+        return True
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        outputs.check_unlocked(path)
+        meta, _ = read(path)
+    except (OSError, ValueError):
+        return False
+    saved = meta.get("optimizer", {}).get("type") if optimizer is not None else None
+    return meta["architecture"] == architecture(model) and saved == (
+        type(optimizer).__name__ if optimizer is not None else None)
 
 
 def _checksum(meta: dict, arrays: dict) -> str:
@@ -171,8 +174,11 @@ def read(path) -> tuple[dict, dict]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(path, "a folder, not a checkpoint file")
-    with open(path, "rb") as f:
-        head = f.read(1024)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError as exc:  # permissions, an I/O error: one line, not a raw errno
+        raise CheckpointError(path, f"cannot be read ({(exc.strerror or str(exc)).lower()})") from None
     if not head or not zipfile.is_zipfile(path):
         raise CheckpointError(path, _not_a_zip(head))
     arrays, entry = {}, None
@@ -186,8 +192,8 @@ def read(path) -> tuple[dict, dict]:
                                         f"file is corrupted)") from None
         where = f" at its entry {entry}" if entry else ""  # zipfile's own text can quote the garbage bytes
         raise CheckpointError(path, f"damaged checkpoint (corrupted zip archive{where})") from None
-    except PermissionError:
-        raise
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot be read ({(exc.strerror or str(exc)).lower()})") from None
     except Exception:  # a damaged .npy header or zip entry: numpy's reasons vary (and some mislead)
         where = f"its entry {entry} cannot be read" if entry else "its zip archive cannot be read"
         raise CheckpointError(path, f"damaged checkpoint ({where})") from None

@@ -34,6 +34,27 @@ def evaluate(model, loss_layer, dataset: Dataset, batch_size: int = 256) -> dict
     return {"loss": total_loss / len(dataset), "accuracy": correct / len(dataset)}
 
 
+def _one_writer(fit):
+    """``fit`` holds its checkpoint file's writer lock (engine.outputs) while it trains: a second ``fit`` or
+    ``train`` on the same file, in any process, is refused in one line before its first step."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(fit)
+
+    @functools.wraps(fit)
+    def locked(*args, **kwargs):
+        checkpoint = signature.bind(*args, **kwargs).arguments.get("checkpoint")
+        if not checkpoint or not get_world().is_root:
+            return fit(*args, **kwargs)
+        from .outputs import writing
+
+        with writing(checkpoint):
+            return fit(*args, **kwargs)
+    return locked
+
+
+@_one_writer
 def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_size: int = 64,
         eval_data: Dataset | None = None, callbacks: list[Callable] = (), seed: int = 0,
         checkpoint: str | None = None, start_epoch: int = 0, allreduce: str = "overlap",
@@ -113,7 +134,7 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
         if checkpoint and world.is_root:  # one writer; the file is replaced atomically
             from .checkpoint import save
 
-            save(checkpoint, model, optimizer, extra={"epoch": epoch + 1, "seed": seed})
+            save(checkpoint, model, optimizer, extra={"epoch": epoch + 1, "seed": seed, "batch_size": batch_size})
         for callback in callbacks:
             callback("epoch", record)
     if reducer is not None:

@@ -82,3 +82,13 @@ def ensure_numba_cache_dir() -> None:
     cache = Path(tempfile.gettempdir()) / f"tilegrad-numba-cache-{os.getuid() if hasattr(os, 'getuid') else 0}"
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["NUMBA_CACHE_DIR"] = str(cache)
+
+
+def install_hint(extra: str = "cuda") -> str:
+    """The command that installs an extra: ``pip install -e '.[cuda]'`` in a source checkout (a pyproject.toml
+    beside the packages), ``pip install 'tilegrad[cuda]'`` for an installed wheel (where -e '.' means nothing)."""
+    from pathlib import Path
+
+    if (Path(__file__).resolve().parent.parent / "pyproject.toml").is_file():
+        return f"pip install -e '.[{extra}]'"
+    return f"pip install 'tilegrad[{extra}]'"

@@ -85,7 +85,7 @@ def cuda_toolchain() -> dict:
         out["nvvm"] = ".".join(map(str, nvvm.NVVM().get_version()))
         out["cuda_runtime"] = ".".join(map(str, runtime.runtime.get_version()))
     except Exception as exc:
-        out["note"] = f"CUDA toolchain unavailable ({str(exc).splitlines()[0]}): pip install -e '.[cuda]'"
+        out["note"] = f"CUDA toolchain unavailable ({str(exc).splitlines()[0]}): {cuda_probe.install_hint()}"
     return out
 
 

@@ -187,9 +187,13 @@ class Layer:
         return buf
 
     def _expect(self, x, ndim: int, what: str, fixed: dict | None = None):
-        """One clear error for an input of the wrong rank or size (``fixed`` maps axis -> size)."""
+        """One clear error for an input of the wrong rank or size (``fixed`` maps axis -> size), or, for a layer
+        with a device, of another dtype than its floats (named here, not by the kernel underneath)."""
         if len(x.shape) != ndim or any(x.shape[axis] != size for axis, size in (fixed or {}).items()):
             raise ValueError(f"{type(self).__name__}.forward: expected {what}, got shape {tuple(x.shape)}")
+        if self.device is not None and x.dtype != self.device.float_dtype:  # a comparison; the message on failure
+            raise TypeError(f"{type(self).__name__}.forward: expected {self.device.float_dtype} input, got "
+                            f"{x.dtype} (convert it with x.astype(np.{self.device.float_dtype}))")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

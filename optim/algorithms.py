@@ -57,6 +57,8 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
         super().__init__(params, lr, beta1=float(betas[0]), beta2=float(betas[1]), eps=eps,
                          weight_decay=weight_decay)
 

@@ -3,9 +3,34 @@ state_dict / load_state_dict, and an optional learning-rate schedule."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from runtime.parameters import FlatParameters
+
+# what PyTorch accepts for each hyper-parameter, [lowest, highest): every one finite
+_HYPER_RANGES = {"lr": (0.0, math.inf), "momentum": (0.0, math.inf), "dampening": (-math.inf, math.inf),
+                 "weight_decay": (0.0, math.inf), "eps": (0.0, math.inf), "alpha": (0.0, math.inf),
+                 "lr_decay": (0.0, math.inf), "beta1": (0.0, 1.0), "beta2": (0.0, 1.0)}
+_HYPER_NAMES = {"beta1": "betas[0]", "beta2": "betas[1]"}  # as the constructor's caller wrote them
+
+
+def check_hyperparameter(owner: str, name: str, value) -> None:
+    """One ValueError naming ``owner`` and the argument when ``value`` is not a finite number in PyTorch's range
+    (lr, momentum, eps, weight_decay, alpha, lr_decay >= 0; betas in [0, 1))."""
+    low, high = _HYPER_RANGES[name]
+    shown = _HYPER_NAMES.get(name, name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {shown} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{owner}: {shown} must be a finite number, got {value!r}")
+    if number < low or number >= high:
+        wanted = f"in [{low:g}, {high:g})" if math.isfinite(high) else (
+            f">= {low:g}" if math.isfinite(low) else "finite")
+        raise ValueError(f"{owner}: {shown} must be {wanted}, got {value!r}")
 
 
 class Optimizer:
@@ -25,8 +50,10 @@ class Optimizer:
     kind = ""  # the kernel layer's name for the update (step_scalars' layout)
 
     def __init__(self, params, lr: float, **hyper):
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        check_hyperparameter(type(self).__name__, "lr", lr)
+        for name, value in hyper.items():
+            if name in _HYPER_RANGES:
+                check_hyperparameter(type(self).__name__, name, value)
         self.flat = FlatParameters(params)
         self.device = self.flat.device
         self.lr = self.base_lr = float(lr)

@@ -31,6 +31,9 @@ SECTIONS = [
     ("engine", "Graphs, training, data, checkpoints, inference, PyTorch interop and gradient checks (floor 4).",
      ["Sequential", "Graph", "Add", "fit", "evaluate", "CapturedStep", "save", "load", "load_classifier", "predict",
       "load_state_dict", "gradcheck", "load_digits", "load_mnist", "read_idx", "batches"]),
+    ("engine.outputs", "One rule for every file tilegrad writes: kinds, folders, one writer per checkpoint, atomic "
+     "writes.", ["OutputError", "check_target", "check_folder", "check_suffix", "identify", "acquire", "release",
+                 "writing", "check_unlocked", "write_atomic", "remove_stale_temps", "free_name"]),
     ("engine.models", "The course's models.",
      ["mlp", "lenet", "rnn_classifier", "lstm_classifier", "gru_classifier", "char_lm"]),
     ("engine.data", "Bundled text for character models (the digits and MNIST loaders are above).",
