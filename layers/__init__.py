@@ -8,6 +8,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
 from .gru import GRU
+from .layernorm import LayerNorm
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
 from .pool import MaxPool2D
@@ -15,5 +16,5 @@ from .rnn import RNN
 from .shape import Flatten, FlattenTime, LastTimeStep
 
 __all__ = ["Layer", "Parameter", "check_finite", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
-           "FlattenTime", "LastTimeStep", "Dropout", "BatchNorm2D", "Embedding", "RNN", "LSTM", "GRU", "Loss",
+           "FlattenTime", "LastTimeStep", "Dropout", "BatchNorm2D", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU", "Loss",
            "SoftmaxCrossEntropy", "MSELoss"]

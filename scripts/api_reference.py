@@ -24,7 +24,7 @@ SECTIONS = [
      ["Device", "DeviceUnavailable", "device_of", "host_device", "Parameter"]),
     ("layers", "Layers with hand-written backward passes (floor 3), `import layers as L`.",
      ["Layer", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten", "FlattenTime", "LastTimeStep",
-      "Dropout", "BatchNorm2D", "Embedding", "RNN", "LSTM", "GRU", "Loss", "SoftmaxCrossEntropy", "MSELoss",
+      "Dropout", "BatchNorm2D", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU", "Loss", "SoftmaxCrossEntropy", "MSELoss",
       "check_finite"]),
     ("optim", "Optimizers and learning-rate schedules (floor 3), `import optim as O`.",
      ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "step_lr", "cosine_lr"]),
