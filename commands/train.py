@@ -53,6 +53,10 @@ def add_parser(subparsers) -> None:
                              "a real GPU; in the simulator --cuda-graph emulates it)")
     parser.add_argument("--bucket-mb", type=float, default=1.0, metavar="MB",
                         help="--allreduce overlap: about this many MiB of gradients per bucket (default 1.0)")
+    parser.add_argument("--clip-grad", type=float, metavar="NORM",
+                        help="before every update, scale the gradients so that their global L2 norm is at most NORM "
+                             "(PyTorch's clip_grad_norm_); 0 turns it off; default: the recipe's (see "
+                             "docs/benchmarks.md, gradient clipping)")
     parser.set_defaults(run=run)
 
 
@@ -68,6 +72,7 @@ def run(args) -> int:
     from engine.recipes import RECIPES, build_model, build_optimizer, build_training, load_data
 
     recipe = RECIPES[args.model]
+    clip_grad = _clip_grad(getattr(args, "clip_grad", None), recipe)  # a bad value is named before any work
     args.dataset = args.dataset or recipe.dataset  # digits, or charlm's text
     world = get_world()  # under mpiexec: data-parallel ranks; rank 0 alone prints, plots and writes
     if (args.device or "auto") != "cpu":
@@ -112,6 +117,9 @@ def run(args) -> int:
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
                   f"{dev!r}{ranks}: {epochs - start_epoch} epochs, batch {batch_size}, {args.optimizer} "
                   f"lr {optimizer.base_lr:g}")
+    if clip_grad:
+        console.print(f"gradients clipped to a global L2 norm of {clip_grad:g} before every update",
+                      markup=False, highlight=False, soft_wrap=True)
     if world.distributed:
         console.print(f"gradients: --allreduce {args.allreduce}"
                       + (f" in {args.bucket_mb:g} MB buckets" if args.allreduce == "overlap" else "")
@@ -143,7 +151,7 @@ def run(args) -> int:
                 eval_data=eval_data, callbacks=[*recipe_callbacks, on_event], seed=args.seed,
                 checkpoint=args.checkpoint,
                 start_epoch=start_epoch, allreduce=args.allreduce, bucket_mb=args.bucket_mb,
-                cuda_graph=getattr(args, "cuda_graph", None))
+                cuda_graph=getattr(args, "cuda_graph", None), clip_grad=clip_grad)
         except KeyboardInterrupt:
             interrupted = True  # saved and reported below, once the progress display has stopped
     if interrupted:
@@ -165,6 +173,7 @@ def run(args) -> int:
                "test_accuracy": final.get("test_accuracy"),
                "samples_per_s": sum(h["samples_per_s"] for h in history) / len(history), "seconds": seconds,
                "history": history}
+    summary["clip_grad"] = clip_grad
     bpc = ""
     if "bits_per_char" in final:  # charlm: the held-out text's mean cross-entropy per character, in bits
         summary["bits_per_char"] = final["bits_per_char"]
@@ -176,6 +185,17 @@ def run(args) -> int:
     if args.plot:
         _plot_history(history, args.plot, f"{args.model} on {args.dataset} ({args.optimizer}, {dev!r})")
     return 0
+
+
+def _clip_grad(value, recipe) -> float | None:
+    """--clip-grad NORM as fit's clip_grad: None when off (0, or not given and the recipe clips nothing)."""
+    import math
+
+    if value is None:
+        return recipe.clip_grad
+    if not math.isfinite(value) or value < 0:
+        raise CliError(f"--clip-grad must be a positive number (0 turns clipping off), got {value}")
+    return value or None
 
 
 def _plot_formats() -> tuple[str, ...]:

@@ -86,7 +86,10 @@ class GpuKernel:
     def _configured(self, launch_config):
         # numba-cuda builds a launch-configuration object on every kernel[grid, block, stream]; a training
         # step asks for the same few configurations again and again, so keep them (a small saving, but on
-        # every launch).
+        # every launch). Not in the simulator: its kernel[config] sets the grid on the kernel itself and returns
+        # the kernel, so every cached configuration would launch with the grid set last.
+        if SIMULATOR:
+            return self.compiled[launch_config]
         try:
             return self._configs[launch_config]
         except KeyError:

@@ -20,6 +20,7 @@ class Recipe:
     batch_size: int
     lr: float  # for Adam; other optimizers use their own default below
     dataset: str = "digits"  # the --dataset it trains on when none is given
+    clip_grad: float | None = None  # train --clip-grad's default (docs/benchmarks.md: gradient clipping)
 
 
 RECIPES = {

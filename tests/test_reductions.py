@@ -130,3 +130,31 @@ def test_out_of_range_labels_make_the_gpu_loss_nan():
                                     to_backend("cuda", np.zeros((2, 3), np.float32)),
                                     to_backend("cuda", np.array([0, 5], np.int32)))
     assert np.isnan(to_host(loss)[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sum_of_squares(backend):
+    threads = R.REDUCE_THREADS
+    sizes = [1, threads - 1, threads + 1, 2 * threads + 3] if simulated(backend) else \
+        [1, 255, 257, threads * R.REDUCE_MAX_PARTIALS + 7]  # more than the partials' blocks hold: grid-stride
+
+    def check(c):
+        x = random_array(np.random.default_rng(c["seed"]), (c["n"],), scale=c["scale"])
+        out = poisoned(backend, (1,))
+        kernels(backend).sum_of_squares(out, to_backend(backend, x))
+        expected = np.dot(x.astype(np.float64), x.astype(np.float64))
+        assert_close(out, [expected], 1e-5, 1e-7, "sum_of_squares")
+
+    strategy = st.fixed_dictionaries({"n": st.sampled_from(sizes), "scale": st.sampled_from([1e-3, 1.0, 1e3]),
+                                      "seed": st.integers(0, 2**16)})
+    for_all(backend, strategy, check, sim_examples=3)
+
+
+@pytest.mark.gpu
+def test_a_kernel_launched_with_a_smaller_grid_after_a_larger_one():
+    # the simulator's kernel[config] sets the grid on the kernel object: a cached configuration must not alias it
+    k = kernels("cuda")
+    for n in (3 * R.REDUCE_THREADS, 1):
+        x, out = random_array(np.random.default_rng(n), (n,)), poisoned("cuda", (1,))
+        k.sum_of_squares(out, to_backend("cuda", x))
+        assert_close(out, [np.dot(x.astype(np.float64), x)], 1e-5, 1e-7, f"sum_of_squares n={n}")
