@@ -22,6 +22,8 @@ _EXPORTS = {
     "predict": "engine.inference",
     "load_state_dict": "engine.interop",
     "gradcheck": "engine.gradient_check",
+    "clip_grad_norm": "engine.clipping",
+    "summary": "engine.model_summary",
     "load_digits": "engine.data",
     "load_mnist": "engine.data",
     "read_idx": "engine.data",
