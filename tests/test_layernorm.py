@@ -3,8 +3,18 @@
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import BACKENDS, assert_close, for_all, kernels, poisoned, random_array, simulated, straddling, \
-    to_backend, to_host
+from support import (
+    BACKENDS,
+    assert_close,
+    for_all,
+    kernels,
+    poisoned,
+    random_array,
+    simulated,
+    straddling,
+    to_backend,
+    to_host,
+)
 
 import layers as L
 from cuda_kernels.layernorm import LN_THREADS
