@@ -21,6 +21,7 @@ _EXPORTS = {
     "load_classifier": "engine.inference",
     "predict": "engine.inference",
     "load_state_dict": "engine.interop",
+    "state_dict": "engine.interop",
     "gradcheck": "engine.gradient_check",
     "clip_grad_norm": "engine.clipping",
     "summary": "engine.model_summary",
