@@ -18,10 +18,15 @@ def add_parser(subparsers) -> None:
                     "reaches well under 3 bits per character on held-out sonnets in a few minutes, and `sample "
                     "--checkpoint F` writes text with it.")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="lenet")
-    parser.add_argument("--dataset", choices=("digits", "mnist", "sonnets"),
+    parser.add_argument("--dataset", metavar="digits|mnist|sonnets|npz:FILE",
                         help="digits (the classifiers' default): scikit-learn's bundled 8x8 digits (no download); "
                              "mnist: IDX files in --data-dir; sonnets (charlm's, and its default): Shakespeare's "
-                             "Sonnets, bundled, the last tenth held out")
+                             "Sonnets, bundled, the last tenth held out; npz:FILE: your own arrays x (N, ...) "
+                             "floats and y (N,) labels 0, 1, ... (np.savez; x_test, y_test too, else a fifth is "
+                             "held out), x shaped as the model reads: mlp (N, features), lenet (N, 1, 28, 28), "
+                             "rnn/lstm/gru (N, steps, features)")
+    parser.add_argument("--text", metavar="FILE", help="--model charlm: train on this UTF-8 text file instead of "
+                        "the sonnets (newline and printable ASCII; tabs and CRLF line ends are converted)")
     parser.add_argument("--data-dir", help="folder with train-images-idx3-ubyte[.gz] etc. (MNIST or Fashion-MNIST)")
     add_device_option(parser)
     parser.add_argument("--epochs", type=int, metavar="N",
@@ -69,9 +74,13 @@ def run(args) -> int:
     from engine import Device, fit, load
     from engine.checkpoint import save_interrupted
     from engine.distributed import get_world
-    from engine.recipes import RECIPES, build_model, build_optimizer, build_training, load_data
+    from engine.recipes import RECIPES, build_model, build_optimizer, build_training, classes_of, load_data
 
     recipe = RECIPES[args.model]
+    if getattr(args, "text", None):
+        if args.dataset:
+            raise CliError(f"give --text or --dataset, not both (--text {args.text}, --dataset {args.dataset})")
+        args.dataset = f"text:{args.text}"
     clip_grad = _clip_grad(getattr(args, "clip_grad", None), recipe)  # a bad value is named before any work
     args.dataset = args.dataset or recipe.dataset  # digits, or charlm's text
     world = get_world()  # under mpiexec: data-parallel ranks; rank 0 alone prints, plots and writes
@@ -87,7 +96,9 @@ def run(args) -> int:
     batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
     if epochs < 1 or batch_size < 1:
         raise CliError("--epochs and --batch-size must be positive")
-    model = build_model(args.model, dev, train_set.x)
+    own_labels = args.dataset.startswith("npz:")  # the output layer as wide as the labels need
+    model = build_model(args.model, dev, train_set.x, **({"classes": classes_of(train_set, test_set)}
+                                                         if own_labels else {}))
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.model)
 
     from rich.console import Console

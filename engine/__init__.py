@@ -27,6 +27,7 @@ _EXPORTS = {
     "summary": "engine.model_summary",
     "load_digits": "engine.data",
     "load_mnist": "engine.data",
+    "load_npz": "engine.data",
     "read_idx": "engine.data",
     "batches": "engine.data",
 }

@@ -30,7 +30,7 @@ SECTIONS = [
      ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "step_lr", "cosine_lr"]),
     ("engine", "Graphs, training, data, checkpoints, inference, PyTorch interop and gradient checks (floor 4).",
      ["Sequential", "Graph", "Add", "fit", "evaluate", "CapturedStep", "save", "load", "load_classifier", "predict",
-      "load_state_dict", "state_dict", "gradcheck", "clip_grad_norm", "summary", "load_digits", "load_mnist", "read_idx", "batches"]),
+      "load_state_dict", "state_dict", "gradcheck", "clip_grad_norm", "summary", "load_digits", "load_mnist", "load_npz", "read_idx", "batches"]),
     ("engine.models", "The course's models.",
      ["mlp", "lenet", "rnn_classifier", "lstm_classifier", "gru_classifier", "char_lm"]),
     ("engine.data", "Bundled text for character models (the digits and MNIST loaders are above).",
