@@ -227,6 +227,11 @@ def main() -> int:
     check("layernorm_backward dx", host(dxl), ref_dx, 1e-3)
     check("layernorm_backward dgamma", host(dgl), ref_dg, 1e-3)
     launched.update({"layernorm_forward_kernel", "layernorm_backward_dx_kernel", "layernorm_backward_params_kernel"})
+    grads = r(3 * R.REDUCE_THREADS + 5)  # several blocks of partials, the last one short
+    squared = dev(np.zeros(1, np.float32))
+    GPU.sum_of_squares(squared, dev(grads))
+    check("sum_of_squares", host(squared), np.dot(grads.astype(np.float64), grads), 1e-5)
+    launched.add("sum_of_squares_partials_kernel")
     p, gr = r(1031), r(1031)
     for name, state in (("sgd_step", 1), ("adagrad_step", 1), ("rmsprop_step", 2), ("adam_step", 2)):
         buffers = [dev(np.zeros(1031, np.float32)) for _ in range(state)]
