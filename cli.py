@@ -26,7 +26,8 @@ from commands import bench, check, info, inspect_kernels, predict, profile, samp
 from commands import summary as summary_command
 from commands.common import CliError, add_device_option, prepare, report_failure
 
-COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile, summary_command)  # in the order --help lists them
+COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile,  # in the order --help lists them
+            summary_command)
 
 
 def version() -> str:

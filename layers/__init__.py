@@ -16,5 +16,5 @@ from .rnn import RNN
 from .shape import Flatten, FlattenTime, LastTimeStep
 
 __all__ = ["Layer", "Parameter", "check_finite", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
-           "FlattenTime", "LastTimeStep", "Dropout", "BatchNorm2D", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU", "Loss",
-           "SoftmaxCrossEntropy", "MSELoss"]
+           "FlattenTime", "LastTimeStep", "Dropout", "BatchNorm2D", "Embedding", "RNN", "LSTM", "GRU", "Loss",
+           "SoftmaxCrossEntropy", "MSELoss", "LayerNorm"]
