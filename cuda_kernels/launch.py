@@ -203,7 +203,11 @@ class _RecordedLaunch:
 
     def __call__(self, *args):
         capture = _CAPTURE[0]
-        args = capture.record(self.kernel.name, self.configured, self.config, args)
+        configured = self.configured
+        if SIMULATOR:  # its kernel[config] sets the grid on the shared kernel object: set it again at each replay
+            compiled, config = self.kernel.compiled, self.config
+            configured = lambda *a: compiled[config](*a)  # noqa: E731
+        args = capture.record(self.kernel.name, configured, self.config, args)
         if not capture.emulated:
             self.configured(*args)  # captured by the driver, not run
 

@@ -158,3 +158,23 @@ def test_a_kernel_launched_with_a_smaller_grid_after_a_larger_one():
         x, out = random_array(np.random.default_rng(n), (n,)), poisoned("cuda", (1,))
         k.sum_of_squares(out, to_backend("cuda", x))
         assert_close(out, [np.dot(x.astype(np.float64), x)], 1e-5, 1e-7, f"sum_of_squares n={n}")
+
+
+@pytest.mark.gpu
+def test_a_captured_graph_replays_each_launch_with_its_own_grid():
+    from cuda_kernels.launch import begin_capture, end_capture
+
+    k = kernels("cuda")
+    big, small = (random_array(np.random.default_rng(n), (n,)) for n in (3 * R.REDUCE_THREADS, 1))
+    Big, Small, out_big, out_small = (to_backend("cuda", a) for a in (big, small, np.zeros(1, np.float32),
+                                                                      np.zeros(1, np.float32)))
+    k.sum_of_squares(out_big, Big)  # eagerly first: the scratch buffer is allocated outside the capture
+    begin_capture()
+    k.sum_of_squares(out_big, Big)  # two blocks of partials
+    k.sum_of_squares(out_small, Small)  # then one block: the replay must not reuse it for the first launch
+    graph = end_capture()
+    for out in (out_big, out_small):
+        out.copy_to_device(np.full(1, np.nan, np.float32))
+    graph.launch()
+    for out, x in ((out_big, big), (out_small, small)):
+        assert_close(out, [np.dot(x.astype(np.float64), x)], 1e-5, 1e-7, f"replayed sum_of_squares n={x.size}")
