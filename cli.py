@@ -10,6 +10,7 @@
     python cli.py inspect [KERNEL] [--ptx]  registers, shared and local memory of each CUDA kernel (sm_90)
     python cli.py info                      what this machine has: devices, simulator, versions, BLAS
     python cli.py sanitize SCRIPT [ARGS]    a script's CUDA kernels in the simulator: races, barriers, bounds
+    python cli.py summary --model lstm      a model's layers, output shapes and parameter counts
 
 --device cpu|cuda|sim|auto (before or after the subcommand) picks where to compute; `sim` runs the
 CUDA kernels in Numba's simulator (correct, very slow, never timed as if it were a GPU).
@@ -23,10 +24,11 @@ import sys
 
 # each command module imports only the standard library until it runs: numba loads after prepare()
 from commands import bench, check, info, inspect_kernels, predict, profile, sample, sanitize, train
+from commands import summary as summary_command
 from commands.common import CliError, add_device_option, prepare, report_failure
 
 # in the order --help lists them
-COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile, sanitize)
+COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile, sanitize, summary_command)
 
 
 def version() -> str:

@@ -18,10 +18,15 @@ def add_parser(subparsers) -> None:
                     "reaches well under 3 bits per character on held-out sonnets in a few minutes, and `sample "
                     "--checkpoint F` writes text with it.")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="lenet")
-    parser.add_argument("--dataset", choices=("digits", "mnist", "sonnets"),
+    parser.add_argument("--dataset", metavar="digits|mnist|sonnets|npz:FILE",
                         help="digits (the classifiers' default): scikit-learn's bundled 8x8 digits (no download); "
                              "mnist: IDX files in --data-dir; sonnets (charlm's, and its default): Shakespeare's "
-                             "Sonnets, bundled, the last tenth held out")
+                             "Sonnets, bundled, the last tenth held out; npz:FILE: your own arrays x (N, ...) "
+                             "floats and y (N,) labels 0, 1, ... (np.savez; x_test, y_test too, else a fifth is "
+                             "held out), x shaped as the model reads: mlp (N, features), lenet (N, 1, 28, 28), "
+                             "rnn/lstm/gru (N, steps, features)")
+    parser.add_argument("--text", metavar="FILE", help="--model charlm: train on this UTF-8 text file instead of "
+                        "the sonnets (newline and printable ASCII; tabs and CRLF line ends are converted)")
     parser.add_argument("--data-dir", help="folder with train-images-idx3-ubyte[.gz] etc. (MNIST or Fashion-MNIST)")
     add_device_option(parser)
     parser.add_argument("--epochs", type=int, metavar="N",
@@ -63,6 +68,10 @@ def add_parser(subparsers) -> None:
                              "a real GPU; in the simulator --cuda-graph emulates it)")
     parser.add_argument("--bucket-mb", type=float, default=1.0, metavar="MB",
                         help="--allreduce overlap: about this many MiB of gradients per bucket (default 1.0)")
+    parser.add_argument("--clip-grad", type=float, metavar="NORM",
+                        help="before every update, scale the gradients so that their global L2 norm is at most NORM "
+                             "(PyTorch's clip_grad_norm_); 0 turns it off; default: the recipe's (see "
+                             "docs/benchmarks.md, gradient clipping)")
     parser.set_defaults(run=run)
 
 
@@ -98,9 +107,14 @@ def _train(args) -> int:
     from engine import Device, fit, load
     from engine.checkpoint import save_interrupted
     from engine.distributed import get_world
-    from engine.recipes import RECIPES, build_model, build_optimizer, build_training, load_data
+    from engine.recipes import RECIPES, build_model, build_optimizer, build_training, classes_of, load_data
 
     recipe = RECIPES[args.model]
+    if getattr(args, "text", None):
+        if args.dataset:
+            raise CliError(f"give --text or --dataset, not both (--text {args.text}, --dataset {args.dataset})")
+        args.dataset = f"text:{args.text}"
+    clip_grad = _clip_grad(getattr(args, "clip_grad", None), recipe)  # a bad value is named before any work
     args.dataset = args.dataset or recipe.dataset  # digits, or charlm's text
     world = get_world()  # under mpiexec: data-parallel ranks; rank 0 alone prints, plots and writes
     if (args.device or "auto") != "cpu":
@@ -115,7 +129,9 @@ def _train(args) -> int:
     batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
     if epochs < 1 or batch_size < 1:
         raise CliError("--epochs and --batch-size must be positive")
-    model = build_model(args.model, dev, train_set.x)
+    own_labels = args.dataset.startswith("npz:")  # the output layer as wide as the labels need
+    model = build_model(args.model, dev, train_set.x, **({"classes": classes_of(train_set, test_set)}
+                                                         if own_labels else {}))
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.model)
 
     from rich.console import Console
@@ -145,6 +161,9 @@ def _train(args) -> int:
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
                   f"{dev!r}{ranks}: {epochs - start_epoch} epochs, batch {batch_size}, {args.optimizer} "
                   f"lr {optimizer.base_lr:g}", markup=False, highlight=False, soft_wrap=True)
+    if clip_grad:
+        console.print(f"gradients clipped to a global L2 norm of {clip_grad:g} before every update",
+                      markup=False, highlight=False, soft_wrap=True)
     if world.distributed:
         console.print(f"gradients: --allreduce {args.allreduce}"
                       + (f" in {args.bucket_mb:g} MB buckets" if args.allreduce == "overlap" else "")
@@ -172,7 +191,7 @@ def _train(args) -> int:
                 eval_data=eval_data, callbacks=[*recipe_callbacks, on_event], seed=seed,
                 checkpoint=args.checkpoint,
                 start_epoch=start_epoch, allreduce=args.allreduce, bucket_mb=args.bucket_mb,
-                cuda_graph=getattr(args, "cuda_graph", None))
+                cuda_graph=getattr(args, "cuda_graph", None), clip_grad=clip_grad)
         except KeyboardInterrupt:
             interrupted = True  # saved and reported below, once the progress display has stopped
     if interrupted:
@@ -199,6 +218,7 @@ def _train(args) -> int:
                "test_accuracy": final.get("test_accuracy"),
                "samples_per_s": sum(h["samples_per_s"] for h in history) / len(history), "seconds": seconds,
                "history": history}
+    summary["clip_grad"] = clip_grad
     bpc = ""
     if "bits_per_char" in final:  # charlm: the held-out text's mean cross-entropy per character, in bits
         summary["bits_per_char"] = final["bits_per_char"]
@@ -313,6 +333,17 @@ class PlainProgress:
         if not self.console.quiet:
             self.console.file.write(text + "\n")
             self.console.file.flush()
+
+
+def _clip_grad(value, recipe) -> float | None:
+    """--clip-grad NORM as fit's clip_grad: None when off (0, or not given and the recipe clips nothing)."""
+    import math
+
+    if value is None:
+        return recipe.clip_grad
+    if not math.isfinite(value) or value < 0:
+        raise CliError(f"--clip-grad must be a positive number (0 turns clipping off), got {value}")
+    return value or None
 
 
 def _plot_formats() -> tuple[str, ...]:

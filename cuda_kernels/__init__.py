@@ -24,6 +24,7 @@ from . import (  # noqa: E402,F401
     embedding,
     gemm,
     gru,
+    layernorm,
     lstm,
     maxpool,
     optimizers,

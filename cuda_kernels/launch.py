@@ -86,7 +86,10 @@ class GpuKernel:
     def _configured(self, launch_config):
         # numba-cuda builds a launch-configuration object on every kernel[grid, block, stream]; a training
         # step asks for the same few configurations again and again, so keep them (a small saving, but on
-        # every launch).
+        # every launch). Not in the simulator: its kernel[config] sets the grid on the kernel itself and returns
+        # the kernel, so every cached configuration would launch with the grid set last.
+        if SIMULATOR:
+            return self.compiled[launch_config]
         try:
             return self._configs[launch_config]
         except KeyError:
@@ -204,7 +207,11 @@ class _RecordedLaunch:
 
     def __call__(self, *args):
         capture = _CAPTURE[0]
-        args = capture.record(self.kernel.name, self.configured, self.config, args)
+        configured = self.configured
+        if SIMULATOR:  # its kernel[config] sets the grid on the shared kernel object: set it again at each replay
+            compiled, config = self.kernel.compiled, self.config
+            configured = lambda *a: compiled[config](*a)  # noqa: E731
+        args = capture.record(self.kernel.name, configured, self.config, args)
         if not capture.emulated:
             self.configured(*args)  # captured by the driver, not run
 

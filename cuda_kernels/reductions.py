@@ -1,8 +1,10 @@
 """Reductions: column sums (bias gradients), mean, softmax + cross-entropy (forward, backward),
-mean squared error, argmax per row and counting matches (accuracy).
+mean squared error, argmax per row, counting matches (accuracy) and the sum of squares (a gradient's norm,
+for clipping).
 
 Shapes: x (M, N) -> column sums (N,); logits, probs, dlogits (N, C); labels, predictions (N,) int32;
-loss, count (1,) so the scalar stays on the device until the one copy the training step makes.
+loss, count (1,) so the scalar stays on the device until the one copy the training step makes; x (P,) ->
+sum_of_squares (1,).
 
 Napkin math: each op reads its input once (4 bytes/element) and does 1-3 FLOPs per element
 (softmax: exp + a few adds per logit): memory-bound, like the elementwise ops. The single-block
@@ -32,6 +34,7 @@ from .checks import INDEX, check_array, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
 
 REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
+REDUCE_MAX_PARTIALS = 1024  # sum_of_squares' first pass: at most this many blocks, one partial each
 REDUCE_SHARED = 256
 COLUMN_TILE, ROW_STRIPES = 32, 8
 WARP_SIZE, FULL_MASK = 32, 0xFFFFFFFF
@@ -88,6 +91,11 @@ def _check_mse(backend, loss, squared_error, pred, target):
 def _check_argmax(backend, out, x):
     n, _ = check_array("argmax_rows", "x", x, backend, dtype=float_dtype(backend), ndim=2)
     check_array("argmax_rows", "out", out, backend, shape=(n,), dtype=INDEX)
+
+
+def _check_sum_of_squares(backend, out, x):
+    check_array("sum_of_squares", "x", x, backend, dtype=float_dtype(backend), ndim=1)
+    _check_scalar_out("sum_of_squares", "out", out, backend, float_dtype(backend))
 
 
 def _check_count(backend, out, a, b):
@@ -161,6 +169,13 @@ def count_equal_reference(out, a, b, accumulate=False):
     """out[0] = number of i with a[i] == b[i] (accumulate=True adds to it: a running count)."""
     _check_count("numpy", out, a, b)
     out[0] = np.count_nonzero(a == b) + (out[0] if accumulate else 0)
+
+
+@implements("sum_of_squares", "numpy")
+def sum_of_squares_reference(out, x):
+    """out[0] = sum(x * x): the squared L2 norm of a flat gradient buffer (clip_grad_norm)."""
+    _check_sum_of_squares("numpy", out, x)
+    out[0] = np.dot(x, x)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -354,6 +369,20 @@ def argmax_rows_cpu(out, x):
 def count_equal_cpu(out, a, b, accumulate=False):
     _check_count("cpu", out, a, b)
     out[0] = np.count_nonzero(a == b) + (out[0] if accumulate else 0)
+
+
+@njit(parallel=True, cache=True)
+def _sum_of_squares_cpu(x):
+    total = np.float64(0.0)  # a prange reduction: each thread's partial, then their sum; float64 costs nothing
+    for i in prange(x.size):
+        total += np.float64(x[i]) * x[i]
+    return np.float32(total)
+
+
+@implements("sum_of_squares", "cpu")
+def sum_of_squares_cpu(out, x):
+    _check_sum_of_squares("cpu", out, x)
+    out[0] = _sum_of_squares_cpu(x)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -603,6 +632,21 @@ def count_equal_kernel(out, a, b, accumulate):
         out[0] = partial[0] + out[0] if accumulate else partial[0]
 
 
+@gpu_kernel("void(float32[::1], float32[::1])", fastmath=True)
+def sum_of_squares_partials_kernel(partials, x):
+    """Each block: partials[block] = the sum of x[i]^2 over its grid-stride share (scaled_sum_kernel adds the
+    partials up): a buffer of millions of gradients needs more than the one block a per-sample vector does."""
+    partial = cuda.shared.array(REDUCE_SHARED, float32)
+    t = cuda.threadIdx.x
+    acc = float32(0.0)
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        acc += x[i] * x[i]
+    partial[t] = acc
+    _fold_block(partial, t)
+    if t == 0:
+        partials[cuda.blockIdx.x] = partial[0]
+
+
 # ------------------------------------------------------------------------------------------------
 # Launchers: validate, then pick the grid
 # ------------------------------------------------------------------------------------------------
@@ -693,3 +737,12 @@ def argmax_rows_cuda(out, x, block=None, stream=0):
 def count_equal_cuda(out, a, b, accumulate=False, stream=0):
     _check_count("cuda", out, a, b)
     count_equal_kernel[1, REDUCE_THREADS, stream](out, a, b, np.int32(accumulate))
+
+
+@implements("sum_of_squares", "cuda")
+def sum_of_squares_cuda(out, x, stream=0):
+    _check_sum_of_squares("cuda", out, x)
+    blocks = max(1, min(math.ceil(x.size / REDUCE_THREADS), 2 if SIMULATOR else REDUCE_MAX_PARTIALS))
+    partials = scratch("sum-of-squares partials", (blocks,))
+    sum_of_squares_partials_kernel[blocks, REDUCE_THREADS, stream](partials, x)
+    scaled_sum_kernel[1, REDUCE_THREADS, stream](out, partials, np.float32(1.0))

@@ -21,9 +21,13 @@ _EXPORTS = {
     "load_classifier": "engine.inference",
     "predict": "engine.inference",
     "load_state_dict": "engine.interop",
+    "state_dict": "engine.interop",
     "gradcheck": "engine.gradient_check",
+    "clip_grad_norm": "engine.clipping",
+    "summary": "engine.model_summary",
     "load_digits": "engine.data",
     "load_mnist": "engine.data",
+    "load_npz": "engine.data",
     "read_idx": "engine.data",
     "batches": "engine.data",
 }

@@ -200,3 +200,101 @@ def load_text(name: str = "sonnets", seq_len: int = 64, stride: int | None = Non
               heldout_fraction: float = 0.1) -> tuple[Dataset, Dataset]:
     """``text_windows`` of a bundled text (``read_text(name)``): (train, held out) for a character model."""
     return text_windows(read_text(name), seq_len, stride, heldout_fraction, name)
+
+
+# ------------------------------------------------------------------------------------------------
+# Your own data: arrays in an .npz file, a UTF-8 text file
+# ------------------------------------------------------------------------------------------------
+def load_npz(path, test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """(train, test) from an ``.npz`` file (``np.savez``) holding ``x`` (N, ...) floats and ``y`` (N,) integer
+    class labels from 0, with ``x_test`` and ``y_test`` as the test split when present (else a seeded
+    ``test_fraction`` of the samples). Every problem is one ValueError (FileNotFoundError for a missing file)
+    naming the file and the array: missing keys, dtypes, shapes, NaN or inf values, negative labels."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (expected an .npz with arrays x and y, from np.savez)")
+    if path.is_dir():
+        raise ValueError(f"{path}: that is a folder; expected an .npz file with arrays x and y")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic.startswith(b"\x93NUMPY"):
+            raise ValueError(f"{path}: one array (an .npy file), not an .npz archive with arrays x and y "
+                             f"(write it with np.savez(path, x=..., y=...))")
+        if not magic.startswith(b"PK"):
+            raise ValueError(f"{path}: not an .npz archive (write one with np.savez(path, x=..., y=...))")
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: an .npz archive with arrays it cannot read without pickle ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read it as an .npz archive ({exc})") from None
+    missing = [name for name in ("x", "y") if name not in arrays]
+    if missing:
+        raise ValueError(f"{path}: no array named {' or '.join(missing)}; it holds {sorted(arrays) or 'nothing'} "
+                         f"(expected x: inputs (N, ...), y: labels (N,))")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise ValueError(f"{path}: x_test and y_test come together; it holds only one of them")
+    splits = [("x", "y")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
+    out = []
+    for xname, yname in splits:
+        x, y = arrays[xname], arrays[yname]
+        if x.dtype.kind not in "fiub" or x.ndim < 2:
+            raise ValueError(f"{path}: {xname} must be numbers shaped (samples, ...features), got {x.dtype} "
+                             f"{x.shape}")
+        if y.dtype.kind not in "iu" or y.ndim != 1:
+            raise ValueError(f"{path}: {yname} must be integer class labels shaped (samples,), got {y.dtype} "
+                             f"{y.shape}")
+        if len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"{path}: {xname} holds {len(x)} samples, {yname} {len(y)} labels; they must match "
+                             f"and not be empty")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{path}: {xname} holds {int(bad.sum())} NaN or inf values (the first at {first})")
+        if y.min() < 0:
+            raise ValueError(f"{path}: {yname} holds negative labels ({int(y.min())}); labels are classes 0, 1, ...")
+        out.append((x, y.astype(np.int64)))
+    if len(out) == 2:
+        (x, y), (xt, yt) = out
+        if xt.shape[1:] != x.shape[1:]:
+            raise ValueError(f"{path}: x_test samples are {xt.shape[1:]}, x samples {x.shape[1:]}; they must match")
+        return Dataset(x, y, f"{path.name}-train"), Dataset(xt, yt, f"{path.name}-test")
+    x, y = out[0]
+    if len(y) < 2:
+        raise ValueError(f"{path}: {len(y)} sample; give at least 2 (some are held out for testing)")
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_test = min(len(y) - 1, max(1, int(round(len(y) * test_fraction))))
+    test, train = order[:n_test], order[n_test:]
+    return (Dataset(np.ascontiguousarray(x[train]), y[train], f"{path.name}-train"),
+            Dataset(np.ascontiguousarray(x[test]), y[test], f"{path.name}-test"))
+
+
+def read_text_file(path) -> str:
+    """A UTF-8 text file for a character model, its line ends and tabs made ``\\n`` and spaces; one ValueError
+    (FileNotFoundError for a missing file) naming the file: not UTF-8 (with the byte offset), or characters
+    outside the vocabulary (newline and printable ASCII: the first few, where, and how many)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (expected a UTF-8 text file)")
+    if path.is_dir():
+        raise ValueError(f"{path}: that is a folder; expected a UTF-8 text file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})") from None
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    outside = sorted({c for c in text if c not in _CHAR_ID})
+    if outside:
+        first = text.index(outside[0]) if len(outside) == 1 else min(text.index(c) for c in outside)
+        line = text.count("\n", 0, first) + 1
+        count = sum(text.count(c) for c in outside)
+        shown = ", ".join(repr(c) for c in outside[:5]) + (", ..." if len(outside) > 5 else "")
+        raise ValueError(f"{path}: {count} characters outside the vocabulary (newline and printable ASCII): "
+                         f"{shown}, the first on line {line}; replace them (e.g. iconv -t ascii//TRANSLIT)")
+    if not text.strip():
+        raise ValueError(f"{path}: the file holds no text")
+    return text

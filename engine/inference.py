@@ -54,6 +54,8 @@ def _output_shape(layer, shape: tuple):
         return (c, oh, ow) if oh >= 1 and ow >= 1 else None
     if isinstance(layer, L.Flatten):
         return (math.prod(shape),) if shape else None
+    if isinstance(layer, L.LayerNorm):
+        return shape if shape and shape[-1] == layer.normalized_shape else None
     if isinstance(layer, L.LastTimeStep):
         return (shape[1],) if len(shape) == 2 else None
     if hasattr(layer, "input_size") and hasattr(layer, "hidden_size"):  # RNN (and LSTM, GRU): (T, I) -> (T, H)

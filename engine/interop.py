@@ -1,4 +1,5 @@
-"""Interop with PyTorch: load a ``state_dict`` into a tilegrad model of the same architecture.
+"""Interop with PyTorch: load a ``state_dict`` into a tilegrad model of the same architecture, and export
+one (``state_dict``) that ``torch_model.load_state_dict`` takes.
 
 tilegrad's layers keep PyTorch's weight layouts (``Dense`` is ``nn.Linear``: weight (out, in);
 ``Conv2D`` is ``nn.Conv2d``: weight (out, in, k, k); ``BatchNorm2D`` is ``nn.BatchNorm2d`` with its
@@ -18,6 +19,7 @@ import numpy as np
 import layers as L
 from runtime.device import host_device
 
+from .graph import Graph
 from .inference import model_layers
 
 # PyTorch's names for what a tensor is; a state_dict entry whose kind differs from the parameter it would
@@ -122,3 +124,47 @@ def load_state_dict(model, state_dict) -> dict:
         for name in names:
             loaded[name] = label
     return loaded
+
+
+def _named_layers(model) -> list[tuple[str, object]]:
+    """(prefix, layer): nn.Sequential's index for a Sequential's layers, the node name for a Graph's."""
+    if isinstance(model, Graph):
+        return [(f"{name}.", layer) for name, (layer, _) in model.nodes.items()]
+    if hasattr(model, "layers"):
+        return [(f"{index}.", layer) for index, layer in enumerate(model.layers)]
+    return [("", model)]
+
+
+def state_dict(model, tensors: bool = False) -> dict:
+    """The model's parameters (and BatchNorm's running statistics) under PyTorch's names and layouts, the
+    reverse of ``load_state_dict``: ``{"0.weight": array, ...}`` as ``nn.Sequential`` names its layers (a
+    Graph's entries are named by node), NumPy float32 host copies (``tensors=True``: torch tensors).
+
+    A recurrent layer's entries are ``nn.RNN``/``nn.LSTM``/``nn.GRU``'s (``weight_ih_l0``, ...); tilegrad's
+    ``RNN`` has one bias, exported as ``bias_ih_l0`` with a zero ``bias_hh_l0`` (PyTorch adds the two, so
+    the outputs agree). A ``BatchNorm2D`` adds ``num_batches_tracked`` = 0 (tilegrad counts no steps), so
+    ``torch_model.load_state_dict(state_dict(model, tensors=True))`` loads strictly. Layers without
+    parameters (ReLU, Flatten, LastTimeStep) take their index and export nothing, as in PyTorch.
+    """
+    entries: dict = {}
+    for prefix, layer in _named_layers(model):
+        recurrent = "_l0" if hasattr(layer, "weight_hh") else ""
+        for p in layer.parameters():
+            value = np.ascontiguousarray(p.numpy(), dtype=np.float32)
+            if type(layer) is L.RNN and p is layer.bias:  # one bias here, two in PyTorch (always added)
+                entries[f"{prefix}bias_ih_l0"] = value
+                entries[f"{prefix}bias_hh_l0"] = np.zeros_like(value)
+            else:
+                entries[f"{prefix}{p.name}{recurrent}"] = value
+        for name, buf in layer.state_arrays().items():
+            entries[f"{prefix}{name}"] = np.array(layer.device_for(buf).to_numpy(buf), dtype=np.float32)
+        if isinstance(layer, L.BatchNorm2D):
+            entries[f"{prefix}num_batches_tracked"] = np.array(0, dtype=np.int64)
+    if tensors:
+        try:
+            import torch
+        except ImportError:
+            raise ImportError("state_dict(model, tensors=True) needs PyTorch (pip install torch); without "
+                              "tensors=True it gives NumPy arrays") from None
+        return {name: torch.from_numpy(value) for name, value in entries.items()}
+    return entries

@@ -6,6 +6,7 @@ checkpoint (written at the end of the previous epoch) stays intact.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -58,7 +59,7 @@ def _one_writer(fit):
 def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_size: int = 64,
         eval_data: Dataset | None = None, callbacks: list[Callable] = (), seed: int = 0,
         checkpoint: str | None = None, start_epoch: int = 0, allreduce: str = "overlap",
-        bucket_mb: float = 1.0, cuda_graph: bool | None = None) -> list[dict]:
+        bucket_mb: float = 1.0, cuda_graph: bool | None = None, clip_grad: float | None = None) -> list[dict]:
     """Train for ``epochs``; returns one record per epoch (loss, accuracy, samples/s, seconds).
 
     ``cuda_graph``: capture each batch shape's whole step (forward, loss, backward, update) as one CUDA graph
@@ -74,10 +75,23 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
     buckets of about ``bucket_mb`` MiB, each started while backward computes the layers below it;
     ``"blocking"`` in one allreduce after backward. The ranks must agree on the batch size, the training
     data and the model, or fit stops with one error before the first step.
+
+    ``clip_grad``: before every update, scale the gradients so that their global L2 norm is at most this
+    (``engine.clip_grad_norm``, PyTorch's ``clip_grad_norm_``); a clipped step reads the norm back, so it runs
+    eagerly (no CUDA graph).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"fit: epochs and batch_size must be positive, got {epochs} and {batch_size}")
     check_allreduce_options(allreduce, bucket_mb)
+    if clip_grad is not None:
+        from .clipping import clip_grad_norm
+
+        finite = isinstance(clip_grad, (int, float)) and not isinstance(clip_grad, bool) and math.isfinite(clip_grad)
+        if not finite or clip_grad <= 0:
+            raise ValueError(f"fit: clip_grad must be a positive finite number, got {clip_grad!r}")
+        if cuda_graph:
+            raise ValueError("fit: clip_grad reads the gradient norm back every step; it runs without cuda_graph")
+        cuda_graph = False
     dev = model.device
     history = []
     stage, counter = _BatchStager(dev), _CorrectCounter(dev)
@@ -116,6 +130,8 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
                     share = (hi - lo) / len(yb)
                     reducer.wait()
                     loss = world.sum(loss * share)
+                if clip_grad is not None:
+                    clip_grad_norm(optimizer, clip_grad)
                 optimizer.step()
             seen += len(yb)
             loss_sum += loss * len(yb)

@@ -8,6 +8,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
 from .gru import GRU
+from .layernorm import LayerNorm
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
 from .pool import MaxPool2D
@@ -16,4 +17,4 @@ from .shape import Flatten, FlattenTime, LastTimeStep
 
 __all__ = ["Layer", "Parameter", "check_finite", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten",
            "FlattenTime", "LastTimeStep", "Dropout", "BatchNorm2D", "Embedding", "RNN", "LSTM", "GRU", "Loss",
-           "SoftmaxCrossEntropy", "MSELoss"]
+           "SoftmaxCrossEntropy", "MSELoss", "LayerNorm"]

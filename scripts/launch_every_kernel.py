@@ -224,6 +224,25 @@ def main() -> int:
     GPU.batchnorm_backward(dev(np.empty_like(xb)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32)),
                            dev(xb), dev(xb), mean, inv, dev(g))
     launched.update({"batchnorm_forward_train_kernel", "batchnorm_forward_eval_kernel", "batchnorm_backward_kernel"})
+    xl, gl, bl, dyl = r(5, 67), r(67), r(67), r(5, 67)  # 67: no multiple of a block (32 simulated, 256)
+    yl, mean_l, rstd_l = dev(np.empty_like(xl)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32))
+    GPU.layernorm_forward(yl, mean_l, rstd_l, dev(xl), dev(gl), dev(bl))
+    ref, ref_mean, ref_rstd = np.empty(xl.shape), np.empty(5), np.empty(5)
+    REF.layernorm_forward(ref, ref_mean, ref_rstd, xl.astype(np.float64), gl.astype(np.float64), bl.astype(np.float64))
+    check("layernorm_forward", host(yl), ref, 1e-3)
+    dxl, dgl, dbl = dev(np.empty_like(xl)), dev(np.empty(67, np.float32)), dev(np.empty(67, np.float32))
+    GPU.layernorm_backward(dxl, dgl, dbl, dev(dyl), dev(xl), mean_l, rstd_l, dev(gl))
+    ref_dx, ref_dg, ref_db = np.empty(xl.shape), np.empty(67), np.empty(67)
+    REF.layernorm_backward(ref_dx, ref_dg, ref_db, dyl.astype(np.float64), xl.astype(np.float64), ref_mean, ref_rstd,
+                           gl.astype(np.float64))
+    check("layernorm_backward dx", host(dxl), ref_dx, 1e-3)
+    check("layernorm_backward dgamma", host(dgl), ref_dg, 1e-3)
+    launched.update({"layernorm_forward_kernel", "layernorm_backward_dx_kernel", "layernorm_backward_params_kernel"})
+    grads = r(3 * R.REDUCE_THREADS + 5)  # several blocks of partials, the last one short
+    squared = dev(np.zeros(1, np.float32))
+    GPU.sum_of_squares(squared, dev(grads))
+    check("sum_of_squares", host(squared), np.dot(grads.astype(np.float64), grads), 1e-5)
+    launched.add("sum_of_squares_partials_kernel")
     p, gr = r(1031), r(1031)
     for name, state in (("sgd_step", 1), ("adagrad_step", 1), ("rmsprop_step", 2), ("adam_step", 2)):
         buffers = [dev(np.zeros(1031, np.float32)) for _ in range(state)]

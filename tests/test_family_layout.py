@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ["batchnorm", "conv", "conv_image_gemm", "conv_implicit_gemm", "elementwise", "embedding", "gemm",
-            "gemm_cuda_c", "gru", "lstm", "maxpool", "optimizers", "reductions", "rnn"]
+            "gemm_cuda_c", "gru", "layernorm", "lstm", "maxpool", "optimizers", "reductions", "rnn"]
 SECTIONS = ("Reference", "CPU twin", "GPU kernels", "Launchers")
 OPTIONAL_FIRST = "Checks"
 OPTIONAL_SHARED = "Element update"  # one body for both backends: between Reference and CPU twin

@@ -211,3 +211,51 @@ def test_the_warp_rungs_compile_to_warp_shuffles_without_float64():
         shuffles = [line for line in report["ptx"].splitlines() if "shfl.sync" in line]
         assert len(shuffles) >= 5, f"{report['name']}: {len(shuffles)} shfl.sync in its PTX, a warp tree needs 5"
         assert report["f64_instructions"] == 0, f"{report['name']}: float64 crept in"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sum_of_squares(backend):
+    threads = R.REDUCE_THREADS
+    sizes = [1, threads - 1, threads + 1, 2 * threads + 3] if simulated(backend) else \
+        [1, 255, 257, threads * R.REDUCE_MAX_PARTIALS + 7]  # more than the partials' blocks hold: grid-stride
+
+    def check(c):
+        x = random_array(np.random.default_rng(c["seed"]), (c["n"],), scale=c["scale"])
+        out = poisoned(backend, (1,))
+        kernels(backend).sum_of_squares(out, to_backend(backend, x))
+        expected = np.dot(x.astype(np.float64), x.astype(np.float64))
+        assert_close(out, [expected], 1e-5, 1e-7, "sum_of_squares")
+
+    strategy = st.fixed_dictionaries({"n": st.sampled_from(sizes), "scale": st.sampled_from([1e-3, 1.0, 1e3]),
+                                      "seed": st.integers(0, 2**16)})
+    for_all(backend, strategy, check, sim_examples=3)
+
+
+@pytest.mark.gpu
+def test_a_kernel_launched_with_a_smaller_grid_after_a_larger_one():
+    # the simulator's kernel[config] sets the grid on the kernel object: a cached configuration must not alias it
+    k = kernels("cuda")
+    for n in (3 * R.REDUCE_THREADS, 1):
+        x, out = random_array(np.random.default_rng(n), (n,)), poisoned("cuda", (1,))
+        k.sum_of_squares(out, to_backend("cuda", x))
+        assert_close(out, [np.dot(x.astype(np.float64), x)], 1e-5, 1e-7, f"sum_of_squares n={n}")
+
+
+@pytest.mark.gpu
+def test_a_captured_graph_replays_each_launch_with_its_own_grid():
+    from cuda_kernels.launch import begin_capture, end_capture
+
+    k = kernels("cuda")
+    big, small = (random_array(np.random.default_rng(n), (n,)) for n in (3 * R.REDUCE_THREADS, 1))
+    Big, Small, out_big, out_small = (to_backend("cuda", a) for a in (big, small, np.zeros(1, np.float32),
+                                                                      np.zeros(1, np.float32)))
+    k.sum_of_squares(out_big, Big)  # eagerly first: the scratch buffer is allocated outside the capture
+    begin_capture()
+    k.sum_of_squares(out_big, Big)  # two blocks of partials
+    k.sum_of_squares(out_small, Small)  # then one block: the replay must not reuse it for the first launch
+    graph = end_capture()
+    for out in (out_big, out_small):
+        out.copy_to_device(np.full(1, np.nan, np.float32))
+    graph.launch()
+    for out, x in ((out_big, big), (out_small, small)):
+        assert_close(out, [np.dot(x.astype(np.float64), x)], 1e-5, 1e-7, f"replayed sum_of_squares n={x.size}")
