@@ -48,6 +48,33 @@ class Finding:
             return f"Invalid __{self.space}__ access at {where[0]}: index out of bounds"
         return f"Uninitialized __{self.space}__ memory read at {where[0]}"
 
+    def hint(self) -> str:
+        """The usual fix, as a question (the sanitizer sees the symptom, not the intent)."""
+        first, last = self.lines[0] if self.lines else "?", self.lines[-1] if self.lines else "?"
+        if self.kind == "race":
+            if self.scope == "inter-block":
+                return ("blocks are never ordered: split the kernel into two launches, or make the updates "
+                        "atomic?")
+            if self.severity == "info":
+                return "every thread writes the same value: harmless on a GPU, but one writer would do"
+            if self.hazard == "RAW":
+                return f"a cuda.syncthreads() after the write at line {first}, before the read at line {last}?"
+            if self.hazard == "WAR":
+                return (f"a cuda.syncthreads() after the read at line {first}, before the write at line {last} "
+                        "(at the end of a loop that reloads a tile?)")
+            return "one writer per element, or cuda.atomic for a shared total?"
+        if self.kind == "barrier_divergence" and "watchdog" in self.example:
+            return ("never wait for another block (or a thread that cannot run first): split the work into two "
+                    "launches")
+        if self.kind == "barrier_divergence":
+            return ("every thread of a block must reach the same cuda.syncthreads(): guard the work with the "
+                    "condition, not the barrier (no return before it)")
+        if self.kind == "out_of_bounds":
+            return f"a bounds guard (if 0 <= i < n) around the access at line {first}?"
+        if self.space == "shared":
+            return "write the element (or the whole tile) before a cuda.syncthreads() that precedes this read?"
+        return "initialize the device array (cuda.to_device, copy_to_device) or write it in an earlier kernel?"
+
     def one_line(self) -> str:
         """Severity, headline and the example in one line: what a grader prints first."""
         return f"{self.severity}: {self.headline()}: {self.example}"
@@ -189,6 +216,7 @@ class Report:
                 plural = "es" if noun == "access" else "s"
                 out.append(f"=========     {finding.count} {noun}{plural * (finding.count != 1)}; "
                            f"e.g. {finding.example}")
+                out.append(f"=========     fix? {finding.hint()}")
             if launch.dropped:
                 out.append(f"=========     ... and {launch.dropped} more findings not kept (cap per launch)")
             if launch.ended_early:

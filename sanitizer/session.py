@@ -265,6 +265,9 @@ def _run_launch(session, kernel, args):
                         break
                     if state.ended_early:
                         break
+        if failure is not None and type(failure[0]).__name__ == "WarpSyncError" and state.sync:
+            _warp_sync_finding(state, failure)  # synccheck's "invalid __syncwarp mask": a finding, not a crash
+            failure = None
     finally:
         launch = state.finish()
         for report in {id(s.report): s.report for s in _ACTIVE}.values():
@@ -273,6 +276,21 @@ def _run_launch(session, kernel, args):
         raise failure[0].with_traceback(failure[1])
     for write_back in retr:
         write_back()
+
+
+def _warp_sync_finding(state, failure):
+    """A warp primitive whose mask names lanes that cannot arrive (``sanitizer.warp`` raised): reported as
+    barrier divergence at the kernel's line, and the launch ended."""
+    import traceback
+
+    error, trace = failure
+    file, lines = "?", []
+    for frame, line in traceback.walk_tb(trace):
+        outside = shadow.kernel_frame(frame)
+        if outside is frame:
+            file, lines = shadow.split_site(shadow.site_of(frame))[0], [line]
+    state.barrier_divergence(lines, file, str(error).splitlines()[0], 1)
+    state.ended_early = True
 
 
 def _block_thread_class():

@@ -388,7 +388,7 @@ def test_the_watchdog_ends_a_launch_that_can_never_finish():
     with sanitize(tools="sync,race", watchdog_s=1.0) as report:
         wait_for_the_next_block[2, 1](flags)
     finding = [f for f in report.errors() if f.kind == "barrier_divergence"][0]
-    assert "watchdog" in finding.example
+    assert "watchdog" in finding.example and "two launches" in finding.hint()
     assert line_of(wait_for_the_next_block, "while flags") in finding.lines
     assert report.launches[0].ended_early
 
@@ -500,6 +500,7 @@ def test_json_follows_the_issue_schema_exactly():
     assert "Race reported between Write access at" in text and "SUMMARY shift_left_racy" in text
     assert "ERROR SUMMARY: 1 error" in text
     assert report.first_finding_line().startswith("error: Race reported between Write access")
+    assert "fix? a cuda.syncthreads() after the write at line" in text
 
 
 def test_findings_are_capped_per_launch_with_the_rest_counted():
@@ -654,3 +655,20 @@ def test_without_the_simulator_sanitize_says_so_in_one_line():
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines()[-2].startswith("sanitize() watches Numba's CUDA simulator, which is off")
     assert done.stdout.splitlines()[-1] == "False"
+
+
+@cuda.jit
+def shuffle_after_early_exit(out, x):
+    t = cuda.threadIdx.x
+    if t >= 16:
+        return
+    out[t] = cuda.shfl_down_sync(0xFFFFFFFF, x[t], 1)  # lanes 16-31 named in the mask have left
+
+
+def test_a_warp_mask_naming_lanes_that_left_is_a_finding_not_a_crash():
+    pytest.importorskip("sanitizer.warp")
+    with sanitize() as report:
+        shuffle_after_early_exit[1, 32](np.zeros(32, np.float32), np.ones(32, np.float32))
+    finding = only(report)
+    assert finding.kind == "barrier_divergence" and finding.lines == [line_of(shuffle_after_early_exit, "shfl_down")]
+    assert "16-31" in finding.example and report.launches[0].ended_early
