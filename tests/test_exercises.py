@@ -142,7 +142,8 @@ def test_gemm_tiled():
         shape = attempt_kernel(module.gemm_tiled_kernel, grid, (tile, tile), out, cuda.to_device(a), cuda.to_device(b))
         close(out.copy_to_host(), a.astype(np.float64) @ b, f"gemm_tiled m={m} n={n} k={k}\n{shape}", 1e-4, 1e-4 * k)
 
-    dims = st.sampled_from([1, tile - 1, tile, tile + 1, 2 * tile + 1, 13])
+    # sorted: Hypothesis shrinks a sampled value toward the list's start, so the reported input is the smallest
+    dims = st.sampled_from(sorted({1, tile - 1, tile, tile + 1, 2 * tile + 1, 13}))
     for_all("cuda", st.fixed_dictionaries({"m": dims, "n": dims, "k": dims, "seed": st.integers(0, 999)}), check,
             sim_examples=6)
 
@@ -222,7 +223,7 @@ def test_momentum():
             close(p, p64, f"momentum step {step} (params)")
             close(buf, buf64, f"momentum step {step} (momentum buffer)")
 
-    case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([0.1, 0.01]),
+    case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([0.01, 0.1]),
                                   "momentum": st.sampled_from([0.5, 0.9]), "seed": st.integers(0, 999)})
     for_all("cpu", case, check)
 
