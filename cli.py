@@ -9,6 +9,7 @@
     python cli.py profile --model lenet     where one training step's time goes, layer by layer
     python cli.py inspect [KERNEL] [--ptx]  registers, shared and local memory of each CUDA kernel (sm_90)
     python cli.py info                      what this machine has: devices, simulator, versions, BLAS
+    python cli.py handout DIR               a course's student folder: chapters, exercise stubs, graders
 
 --device cpu|cuda|sim|auto (before or after the subcommand) picks where to compute; `sim` runs the
 CUDA kernels in Numba's simulator (correct, very slow, never timed as if it were a GPU).
@@ -22,9 +23,11 @@ import sys
 
 # each command module imports only the standard library until it runs: numba loads after prepare()
 from commands import bench, check, info, inspect_kernels, predict, profile, sample, train
+from commands import handout
 from commands.common import CliError, add_device_option, prepare, report_failure
 
-COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile)  # in the order --help lists them
+COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile)
+COMMANDS += (handout,)  # in the order --help lists them
 
 
 def version() -> str:
