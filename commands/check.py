@@ -580,8 +580,11 @@ def _list(cmd, env, known: list[Check], dev, only, chosen, wide: bool = False) -
         if len(name) > width:
             name, cut = name[:width - 1] + "~", True
         print(f"{name:{width}}  {c.kind:9}  {(str(n) if n else '-'):>10}" + (f"  {c.file.name}" if wide else ""))
-    print(f"{len(shown)} check{'s' * (len(shown) != 1)}; 'cases here' counts the cases that run on {dev!r} "
-          "('-': none, try another --device). Run one with: python cli.py check --only NAME"
-          + ("; names cut to fit (~): --wide shows them whole, and each check's file" if cut else
-             "; --wide adds each check's file" if not wide else ""), file=sys.stderr)
+    import textwrap
+
+    note = (f"{len(shown)} check{'s' * (len(shown) != 1)}; 'cases here' counts the cases that run on {dev!r} "
+            "('-': none, try another --device). Run one with: python cli.py check --only NAME"
+            + ("; names cut to fit (~): --wide shows them whole, and each check's file" if cut else
+               "; --wide adds each check's file" if not wide else ""))
+    print(textwrap.fill(note, WIDTH, break_on_hyphens=False), file=sys.stderr)
     return 0

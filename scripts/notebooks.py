@@ -5,7 +5,8 @@
     python scripts/notebooks.py --check    # exit 1, naming them, when a notebook is stale
 
 The Markdown stays the one source (jupytext reads it: each ```python block becomes a code cell, the rest
-Markdown). Each notebook starts with a setup cell that finds the tilegrad checkout it sits in (or installs
+Markdown, and so do the ```bash blocks: commands to read, not to run). Each notebook starts with a setup
+cell that finds the tilegrad checkout it sits in (or installs
 tilegrad when there is none, as on a fresh notebook GPU) and runs CUDA kernels on the GPU when there is one,
 else in Numba's simulator; plots show inline (a chapter's `matplotlib.use("Agg")`, there for the test
 suite, is left out of the notebook). Notebooks are committed without outputs; tests/test_notebooks.py
@@ -51,7 +52,10 @@ def chapter_notebook(chapter: Path):
     import nbformat
 
     notebook = jupytext.reads(chapter.read_text(), fmt="md")
-    for cell in notebook.cells:
+    for number, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and cell.source.startswith("%%"):  # a ```bash or ```text block: shown, not run
+            language, _, body = cell.source[2:].partition("\n")
+            notebook.cells[number] = cell = nbformat.v4.new_markdown_cell(f"```{language.strip()}\n{body}\n```")
         if cell.cell_type == "code":
             cell.source = "\n".join(line for line in cell.source.splitlines()
                                     if line.strip() not in ('matplotlib.use("Agg")', "matplotlib.use('Agg')"))
