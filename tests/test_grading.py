@@ -11,8 +11,20 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from commands.check import (FAIL, NOT_ATTEMPTED, PASS, SKIPPED, Result, _select, check_files, checks, gradescope_json,
-                            junit_xml, points_table, text_table)
+from commands.check import (
+    FAIL,
+    NOT_ATTEMPTED,
+    PASS,
+    SKIPPED,
+    Result,
+    _select,
+    check_files,
+    checks,
+    gradescope_json,
+    junit_xml,
+    points_table,
+    text_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "docs" / "tutorials" / "solutions"
