@@ -13,7 +13,8 @@ SOLUTIONS = Path("docs") / "tutorials" / "solutions"
 # what a student runs: the engine and the CLI, the chapters (and their notebooks), the exercise stubs and the
 # points table, the graders with what they import; the bundled data ship inside the packages (engine/texts)
 PACKAGES = ("hardware", "sanitizer", "cuda_kernels", "runtime", "layers", "optim", "engine", "bench", "commands")
-FILES = ("cli.py", "pyproject.toml", "LICENSE", "tests/conftest.py", "tests/support.py", "tests/test_exercises.py")
+FILES = ("cli.py", "pyproject.toml", "README.md", "LICENSE", "tests/conftest.py", "tests/support.py",
+         "tests/test_exercises.py")
 FOLDERS = ("docs/tutorials", "docs/notebooks")
 DOCS = ("docs/architecture.md", "docs/api.md")
 SKIP = ("__pycache__", ".hypothesis", ".ipynb_checkpoints", ".pytest_cache")

@@ -18,6 +18,7 @@ from commands.check import (
     SKIPPED,
     Result,
     _select,
+    _write_report,
     check_files,
     checks,
     gradescope_json,
@@ -103,6 +104,16 @@ def test_gradescope_results_follow_the_schema_and_share_points_among_cases():
     assert "smallest failing input: n=1, h=1, seed=0" in tests["leaky_relu"]["output"]
     assert tests["adam"]["score"] == 0 and "not attempted yet" in tests["adam"]["output"]
     assert data["score"] == 5
+
+
+def test_json_report_lists_every_case_with_its_feedback(tmp_path):
+    out = tmp_path / "check.json"
+    _write_report("json", str(out), sample_results(), "Device('cpu')", 3.0, "1 passed, 1 failed")
+    data = json.loads(out.read_text())
+    assert data["summary"] == "1 passed, 1 failed" and len(data["results"]) == 4
+    failed = next(r for r in data["results"] if r["status"] == FAIL)
+    assert failed["check"] == "leaky_relu" and failed["case"] == "cuda-sim"
+    assert "smallest failing input: n=1, h=1, seed=0" in failed["feedback"]
 
 
 def test_the_points_table_covers_every_exercise_and_nothing_else():

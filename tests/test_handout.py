@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,9 @@ def test_the_handout_holds_chapters_stubs_graders_and_data(tmp_path):
     assert chapters == sorted(p.name for p in TUTORIALS.glob("0*.md"))
     stubs = {p.name for p in (folder / "docs" / "tutorials" / "exercises").glob("*.py")}
     assert stubs == {p.name for p in (TUTORIALS / "exercises").glob("*.py")}
-    for needed in ("cli.py", "pyproject.toml", "tests/test_exercises.py", "tests/support.py", "tests/conftest.py",
-                   "docs/tutorials/exercises/points.json", "engine/texts", "HANDOUT.md"):
+    readme = re.search(r'^readme = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M)[1]
+    for needed in (readme, "cli.py", "pyproject.toml", "tests/test_exercises.py", "tests/support.py",
+                   "tests/conftest.py", "docs/tutorials/exercises/points.json", "engine/texts", "HANDOUT.md"):
         assert (folder / needed).exists(), needed
     notebooks = ROOT / "docs" / "notebooks"
     if notebooks.is_dir():
