@@ -79,7 +79,7 @@ def write_handout(target: Path, with_solutions: bool = False, force: bool = Fals
     if not with_solutions and (target / SOLUTIONS).exists():  # left by an instructor's copy: never in a student's
         shutil.rmtree(target / SOLUTIONS)
     has_notebooks = (target / "docs" / "notebooks").is_dir()
-    notebooks = ", and each chapter as a notebook in docs/notebooks/" if has_notebooks else ""
+    notebooks = ";\neach chapter is also a notebook in docs/notebooks/" if has_notebooks else ""
     solutions = ("\nThis is the instructor's copy: the reference solutions are in docs/tutorials/solutions/;\n"
                  "grade them with TILEGRAD_EXERCISES=docs/tutorials/solutions python cli.py check --exercises.\n"
                  if with_solutions else "")
