@@ -11,6 +11,7 @@
     python cli.py info                      what this machine has: devices, simulator, versions, BLAS
     python cli.py sanitize SCRIPT [ARGS]    a script's CUDA kernels in the simulator: races, barriers, bounds
     python cli.py summary --model lstm      a model's layers, output shapes and parameter counts
+    python cli.py handout DIR               a course's student folder: chapters, exercise stubs, graders
 
 --device cpu|cuda|sim|auto (before or after the subcommand) picks where to compute; `sim` runs the
 CUDA kernels in Numba's simulator (correct, very slow, never timed as if it were a GPU).
@@ -23,12 +24,12 @@ import os
 import sys
 
 # each command module imports only the standard library until it runs: numba loads after prepare()
-from commands import bench, check, info, inspect_kernels, predict, profile, sample, sanitize, train
+from commands import bench, check, handout, info, inspect_kernels, predict, profile, sample, sanitize, train
 from commands import summary as summary_command
 from commands.common import CliError, add_device_option, prepare, report_failure
 
 # in the order --help lists them
-COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile, sanitize, summary_command)
+COMMANDS = (info, inspect_kernels, bench, train, sample, predict, check, profile, sanitize, summary_command, handout)
 
 
 def version() -> str:

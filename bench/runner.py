@@ -119,6 +119,10 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
                 rows.extend(_cpu_rows_against_the_yardstick(case, dev, config, thread_counts))
                 continue
             for impl in case.impls.get(dev_name, []):
+                why_not = _rung_unavailable(impl) if dev_name == "cuda" else None
+                if why_not:  # e.g. TF32 tensor cores on a T4 (sm_75): a row with the reason, not a crash
+                    rows.append(_row(case, dev_name, impl, note=why_not))
+                    continue
                 counts = thread_counts if dev_name == "cpu" else [None]
                 for threads in counts:
                     run, check = case.setup(dev, impl)
@@ -296,3 +300,18 @@ def _derive(rows: list[dict], ceilings: dict) -> None:
             blas = [r["median_ms"] for r in same if r["impl"] == NUMPY_BLAS and r["threads"] == row["threads"]]
             if blas:
                 row["vs_blas"] = blas[0] / row["median_ms"]
+
+
+def _rung_unavailable(impl: str) -> str | None:
+    """Why ``impl`` cannot run on this machine's GPU (hardware.machine.RUNG_NEEDS), or None."""
+    from hardware.machine import RUNG_NEEDS, rung_unavailable
+
+    if impl not in RUNG_NEEDS:
+        return None
+    from cuda_kernels import SIMULATOR
+
+    if SIMULATOR:
+        return None
+    from numba import cuda
+
+    return rung_unavailable(impl, cuda.get_current_device().compute_capability)

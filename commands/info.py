@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from engine import Device
-    from hardware.machine import machine_info
+    from hardware.machine import architecture, machine_info
 
     if args.device not in (None, "auto"):
         Device(args.device)  # asking about a device that cannot be used is an error, said in one line
@@ -30,8 +30,9 @@ def run(args) -> int:
 
     gpu = info["gpu"]
     if gpu.get("present"):
-        gpu_line = (f"{gpu['name']} (sm_{gpu['compute_capability'].replace('.', '')}, {gpu['multiprocessors']} SMs, "
+        gpu_line = (f"{gpu['name']} ({architecture(gpu['compute_capability'])}, {gpu['multiprocessors']} SMs, "
                     f"{gpu['memory_gib']} GiB, driver CUDA {gpu['driver_cuda_version']})")
+        gpu_line += "; GEMM rungs: " + rungs_line(gpu["compute_capability"])
     else:
         gpu_line = f"none ({gpu.get('reason')})"
     devices = ["cpu"] + (["cuda"] if gpu.get("present") else []) + (["cuda (simulator)"] if info["simulator"] else [])
@@ -62,3 +63,14 @@ def _numpy_compat_note() -> str:
     from cuda_kernels.numpy_compat import RESTORED
 
     return f" (restored for numba-cuda: np.{', np.'.join(RESTORED)})" if RESTORED else ""
+
+
+def rungs_line(capability) -> str:
+    """Which rungs of the GEMM ladder run on a GPU of this compute capability, and why the others do not."""
+    from cuda_kernels.gemm import CUDA_C_VERSIONS, CUDA_VERSIONS
+    from hardware.machine import rung_unavailable
+
+    versions = CUDA_VERSIONS + CUDA_C_VERSIONS
+    missing = [why for why in (rung_unavailable(v, capability) for v in versions) if why]
+    return (f"all {len(versions)} run here" if not missing
+            else f"{len(versions) - len(missing)} of {len(versions)} run here; not {'; '.join(missing)}")

@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
                       "model) on the bundled sonnets, with progress and a summary",
         description="Train a model with tilegrad's engine. Defaults reach high accuracy on the bundled digits in "
                     "about a minute or less on 2 CPU cores; charlm (Embedding, LSTM, Dense over each character) "
-                    "reaches well under 3 bits per character on held-out sonnets in a few minutes, and `sample "
+                    "reaches about 2.5 bits per character on held-out sonnets in under a minute, and `sample "
                     "--checkpoint F` writes text with it.")
     parser.add_argument("--model", choices=MODEL_CHOICES, default="lenet")
     parser.add_argument("--dataset", metavar="digits|mnist|sonnets|npz:FILE",

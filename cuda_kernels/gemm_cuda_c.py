@@ -179,6 +179,11 @@ def launch(version: str, out, a, b, m: int, n: int, k: int, alpha, beta, trans_a
     from cuda.core import launch as core_launch
     from numba import cuda
 
+    from hardware.machine import rung_unavailable
+
+    why_not = rung_unavailable(version, cuda.get_current_device().compute_capability)
+    if why_not:  # e.g. TF32 tensor cores on a T4: one line, not NVRTC's compile error
+        raise RuntimeError(f"gemm version {why_not}")
     name, (tile_rows, tile_cols), block = VERSIONS[version]
     grid = (max(1, min(-(-n // tile_cols), 65535)), max(1, min(-(-m // tile_rows), 65535)))
     numba_stream = stream or current_stream() or cuda.default_stream()  # the device's stream, as every launch

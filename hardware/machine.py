@@ -44,6 +44,31 @@ def blas_info() -> list[dict]:
     ]
 
 
+# compute capability -> NVIDIA's architecture name (the newest first: a capability takes the first at or below it)
+ARCHITECTURES = (((10, 0), "Blackwell"), ((9, 0), "Hopper"), ((8, 9), "Ada Lovelace"), ((8, 6), "Ampere (GA10x)"),
+                 ((8, 0), "Ampere"), ((7, 5), "Turing"), ((7, 0), "Volta"), ((6, 0), "Pascal"))
+# what a rung of the GEMM ladder needs beyond a GPU that CUDA 13 supports (sm_75 and up)
+RUNG_NEEDS = {"wmma_tf32": ((8, 0), "TF32 tensor cores (wmma m16n16k8) need sm_80+ (Ampere or newer)")}
+
+
+def architecture(capability) -> str:
+    """``(7, 5)`` or ``"7.5"`` -> ``"sm_75 Turing"``: what a compute capability is called."""
+    major, minor = (int(v) for v in str(capability).split(".")) if isinstance(capability, str) else capability
+    name = next((arch for (cc, arch) in ARCHITECTURES if (major, minor) >= cc), "older than Pascal")
+    if major >= 12:
+        name = "Blackwell (consumer)"
+    return f"sm_{major}{minor} {name}"
+
+
+def rung_unavailable(version: str, capability) -> str | None:
+    """Why GEMM ``version`` cannot run on a GPU of this compute capability, or None when it can."""
+    major, minor = (int(v) for v in str(capability).split(".")) if isinstance(capability, str) else capability
+    need = RUNG_NEEDS.get(version)
+    if need and (major, minor) < need[0]:
+        return f"{version}: {need[1]}; this GPU is {architecture((major, minor))}"
+    return None
+
+
 def gpu_info() -> dict:
     """The GPU (name, compute capability, driver) or why there is none; never raises."""
     import numba
@@ -64,6 +89,7 @@ def gpu_info() -> dict:
         from numba.cuda.cudadrv.driver import driver
 
         info.update(present=True, name=name, compute_capability=".".join(map(str, device.compute_capability)),
+                    architecture=architecture(device.compute_capability),
                     multiprocessors=device.MULTIPROCESSOR_COUNT, memory_gib=round(total / 2**30, 1),
                     driver_cuda_version=".".join(map(str, driver.get_version())))
     except Exception as exc:  # a broken driver should be reported, not crash `info`

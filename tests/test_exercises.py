@@ -36,6 +36,10 @@ def student(name: str):
 
 
 def attempt(fn, *args):
+    # an untouched @njit stub is recognised by its source, not compiled: compiling it would print Numba's
+    # "parallel=True but no prange" warning for a function the student has not written yet
+    if hasattr(fn, "py_func") and _is_stub(fn.py_func):
+        pytest.skip(f"not attempted yet ({fn.py_func.__name__} still raises NotImplementedError)")
     try:
         return fn(*args)
     except NotImplementedError as exc:
@@ -138,7 +142,8 @@ def test_gemm_tiled():
         shape = attempt_kernel(module.gemm_tiled_kernel, grid, (tile, tile), out, cuda.to_device(a), cuda.to_device(b))
         close(out.copy_to_host(), a.astype(np.float64) @ b, f"gemm_tiled m={m} n={n} k={k}\n{shape}", 1e-4, 1e-4 * k)
 
-    dims = st.sampled_from([1, tile - 1, tile, tile + 1, 2 * tile + 1, 13])
+    # sorted: Hypothesis shrinks a sampled value toward the list's start, so the reported input is the smallest
+    dims = st.sampled_from(sorted({1, tile - 1, tile, tile + 1, 2 * tile + 1, 13}))
     for_all("cuda", st.fixed_dictionaries({"m": dims, "n": dims, "k": dims, "seed": st.integers(0, 999)}), check,
             sim_examples=6)
 
@@ -218,7 +223,7 @@ def test_momentum():
             close(p, p64, f"momentum step {step} (params)")
             close(buf, buf64, f"momentum step {step} (momentum buffer)")
 
-    case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([0.1, 0.01]),
+    case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([0.01, 0.1]),
                                   "momentum": st.sampled_from([0.5, 0.9]), "seed": st.integers(0, 999)})
     for_all("cpu", case, check)
 
@@ -320,3 +325,144 @@ def test_fix_racy():
     sizes = [1, threads - 1, threads, threads + 1, 2 * threads + 3]
     for_all("cuda", st.fixed_dictionaries({"n": st.sampled_from(sizes), "seed": st.integers(0, 999)}), check,
             sim_examples=3)
+
+
+# -- chapter 5: im2col and max-pooling backward --------------------------------------------------------
+def _launch_or_call(module, backend, name, out, *args, blocks=1, threads=32):
+    """Run the student's ``NAME_cpu`` on the CPU, or ``NAME_kernel[blocks, threads]`` in CUDA; return the
+    output on the host and the launch shape in words ('' on the CPU)."""
+    if backend == "cpu":
+        attempt(getattr(module, f"{name}_cpu"), out, *args)
+        return out, ""
+    from numba import cuda
+
+    d_out = cuda.to_device(out)
+    device_args = [cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+    shape = attempt_kernel(getattr(module, f"{name}_kernel"), blocks, threads, d_out, *device_args)
+    return d_out.copy_to_host(), "\n" + shape
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_im2col(backend):
+    from hypothesis import assume
+
+    from cuda_kernels import get_backend
+
+    module = student("im2col")
+
+    def check(c):
+        k, s, p = c["k"], c["stride"], c["padding"]
+        assume(c["h"] + 2 * p >= k and c["w"] + 2 * p >= k)
+        rng = np.random.default_rng(c["seed"])
+        x = rng.standard_normal((c["n"], c["c"], c["h"], c["w"])).astype(np.float32)
+        oh, ow = (c["h"] + 2 * p - k) // s + 1, (c["w"] + 2 * p - k) // s + 1
+        expected = np.empty((c["n"] * oh * ow, c["c"] * k * k))
+        get_backend("numpy").im2col(expected, x.astype(np.float64), k, s, p)
+        cols = np.full(expected.shape, np.nan, np.float32)
+        got, shape = _launch_or_call(module, backend, "im2col", cols, x, k, s, p, blocks=c["blocks"],
+                                     threads=c["threads"])
+        close(got, expected, f"im2col x={x.shape} k={k} stride={s} padding={p} -> cols {cols.shape}{shape}")
+
+    small = simulated(backend)  # every simulated thread costs ~0.1 ms: tiny images, one or two blocks
+    sides = st.integers(1, 5) if small else st.integers(1, 11)
+    case = st.fixed_dictionaries({
+        "n": st.integers(1, 1 if small else 3), "c": st.integers(1, 2 if small else 4), "h": sides, "w": sides,
+        "k": st.integers(1, 3), "stride": st.integers(1, 2), "padding": st.integers(0, 1),
+        "blocks": st.sampled_from([1, 2]), "threads": st.sampled_from([16, 32]), "seed": st.integers(0, 999)})
+    for_all(backend, case, check, sim_examples=5)
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_maxpool_backward(backend):
+    from cuda_kernels import get_backend
+
+    module = student("maxpool_backward")
+    ref = get_backend("numpy")
+
+    def check(c):
+        k, s = c["k"], c["stride"]
+        n, ch, h, w = c["n"], c["c"], k + c["extra_h"], k + c["extra_w"]
+        rng = np.random.default_rng(c["seed"])
+        # distinct values: every window has one maximum, so the argmax is unambiguous
+        x = rng.permutation(n * ch * h * w).reshape(n, ch, h, w).astype(np.float64)
+        oh, ow = (h - k) // s + 1, (w - k) // s + 1
+        y, argmax = np.empty((n, ch, oh, ow)), np.empty((n, ch, oh, ow), np.int32)
+        ref.maxpool_forward(y, argmax, x, k, s)
+        dy = rng.standard_normal(y.shape)
+        expected = np.empty(x.shape)
+        ref.maxpool_backward(expected, dy, argmax, k, s)
+        dx = np.full(x.shape, np.nan, np.float32)
+        got, shape = _launch_or_call(module, backend, "maxpool_backward", dx, dy.astype(np.float32), argmax, k, s,
+                                     blocks=c["blocks"], threads=c["threads"])
+        overlap = " (overlapping windows)" if s < k else ""
+        close(got, expected, f"maxpool_backward x={x.shape} k={k} stride={s}{overlap}{shape}")
+
+    small = simulated(backend)
+    extra = st.integers(0, 3 if small else 8)
+    case = st.fixed_dictionaries({
+        "n": st.integers(1, 1 if small else 2), "c": st.integers(1, 1 if small else 3), "k": st.integers(2, 3),
+        "stride": st.integers(1, 3), "extra_h": extra, "extra_w": extra, "blocks": st.sampled_from([1, 2]),
+        "threads": st.sampled_from([16, 32]), "seed": st.integers(0, 999)})
+    for_all(backend, case, check, sim_examples=5)
+
+
+# -- chapter 7: Adam -----------------------------------------------------------------------------------
+def test_adam():
+    from cuda_kernels import get_backend
+
+    module = student("adam")
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        beta1, beta2 = c["betas"]
+        p = rng.standard_normal(c["size"]).astype(np.float32)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        p64, m64, v64 = p.astype(np.float64), np.zeros(c["size"]), np.zeros(c["size"])
+        for step in range(1, 4):
+            g = rng.standard_normal(c["size"]).astype(np.float32)
+            g[::5] = 0.0  # a zero gradient: v stays tiny there and eps matters
+            attempt(module.adam_step, p, m, v, g, np.float32(c["lr"]), np.float32(beta1), np.float32(beta2),
+                    np.float32(1e-8), step)
+            get_backend("numpy").adam_step(p64, m64, v64, g.astype(np.float64), c["lr"], beta1, beta2, 1e-8,
+                                           step=step)
+            what = f"adam size={c['size']} lr={c['lr']} betas={c['betas']} step {step}"
+            close(m, m64, f"{what} (m, the first moment)")
+            close(v, v64, f"{what} (v, the second moment)")
+            close(p, p64, f"{what} (params)")
+
+    case = st.fixed_dictionaries({"size": st.sampled_from([1, 7, 64, 1000]), "lr": st.sampled_from([1e-3, 1e-2]),
+                                  "betas": st.sampled_from([(0.9, 0.999), (0.5, 0.9)]), "seed": st.integers(0, 999)})
+    for_all("cpu", case, check)
+
+
+# -- chapter 8: the LSTM cell's backward ---------------------------------------------------------------
+def test_lstm_backward():
+    from cuda_kernels import get_backend
+
+    module = student("lstm_backward")
+    ref = get_backend("numpy")
+
+    def check(c):
+        rng = np.random.default_rng(c["seed"])
+        n, hidden = c["n"], c["hidden"]
+        pre = (2 * rng.standard_normal((n, 4 * hidden))).astype(np.float32)
+        c_prev = rng.standard_normal((n, hidden)).astype(np.float32)
+        h, cell, gates = np.empty((n, hidden)), np.empty((n, hidden)), np.empty((n, 4 * hidden))
+        ref.lstm_cell_forward(h, cell, gates, pre.astype(np.float64), c_prev.astype(np.float64))
+        gates, cell = gates.astype(np.float32), cell.astype(np.float32)
+        dh_out, dh_next, dc_next = (rng.standard_normal((n, hidden)).astype(np.float32) for _ in range(3))
+        expected_dpre, expected_dc_prev = np.empty((n, 4 * hidden)), np.empty((n, hidden))
+        ref.lstm_cell_backward(expected_dpre, expected_dc_prev, *(a.astype(np.float64) for a in (
+            dh_out, dh_next, dc_next, gates, cell, c_prev)))
+        dpre, dc_prev = np.full((n, 4 * hidden), np.nan, np.float32), np.full((n, hidden), np.nan, np.float32)
+        attempt(module.lstm_cell_backward, dpre, dc_prev, dh_out, dh_next, dc_next, gates, cell, c_prev)
+        what = f"lstm_cell_backward n={n} hidden={hidden}"
+        close(dc_prev, expected_dc_prev, f"{what} (dc_prev)", 1e-4, 1e-5)
+        for gate, name in enumerate("ifgo"):
+            cols = slice(gate * hidden, (gate + 1) * hidden)
+            close(dpre[:, cols], expected_dpre[:, cols], f"{what} (dpre, gate {name}: columns {cols.start}:"
+                  f"{cols.stop})", 1e-4, 1e-5)
+
+    case = st.fixed_dictionaries({"n": st.integers(1, 9), "hidden": st.sampled_from([1, 2, 7, 8, 9, 31, 32, 33]),
+                                  "seed": st.integers(0, 999)})
+    for_all("cpu", case, check)
