@@ -22,11 +22,19 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--ptx", action="store_true", help="print each kernel's PTX")
     parser.add_argument("--cc", default="9.0", help="compute capability (default 9.0 = H100/H200)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--memory", action="store_true",
+                        help="instead: the memory traffic per source line (sectors per request, bank conflicts) "
+                             "of a small sanitized launch of each KERNEL in the simulator (exact names)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     from hardware import cuda_probe
+
+    if getattr(args, "memory", False):
+        from .inspect_memory import run as memory_profile
+
+        return memory_profile(args.kernels)
 
     argv = [*args.kernels, "--cc", args.cc] + [f"--{flag}" for flag in ("ptx", "json", "list") if getattr(args, flag)]
     if cuda_probe.simulator_requested():
