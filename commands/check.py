@@ -225,6 +225,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--full", "--verbose", "-v", dest="full", action="store_true",
                         help="show pytest's whole report of each failure (traceback, assertion introspection, "
                              "Hypothesis' reproduce line) instead of its few key lines")
+    parser.add_argument("--sanitize", action="store_true",
+                        help="run every check under the simulator's sanitizer (races, barrier divergence, bounds, "
+                             "uninitialized reads): any error or warning fails the check, leading with the finding "
+                             "(needs --device sim)")
     parser.set_defaults(run=run)
 
 
@@ -252,6 +256,10 @@ def run(args) -> int:
     if dev.simulator:
         env[cuda_probe.SIMULATOR_VARIABLE] = "1"
         selection = "gpu and not slow"
+    if getattr(args, "sanitize", False):  # tests/conftest.py then runs each check under sanitizer.sanitize()
+        if not dev.simulator:
+            raise CliError("--sanitize watches CUDA kernels in Numba's simulator: add --device sim")
+        env["TILEGRAD_SANITIZE"] = "1"
     cmd = [sys.executable, "-m", "pytest", *([c.node for c in chosen] or map(str, files)), "-q",
            "-p", "no:cacheprovider", "-m", selection, "-o", "addopts="]
     if only and not chosen:
