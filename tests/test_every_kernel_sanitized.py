@@ -2,8 +2,8 @@
 (each registered kernel launched at awkward shapes and checked against its reference) under
 `python cli.py sanitize --tool all`, in one child process.
 
-Marked `slow` (minutes in the simulator: 55 kernels, every access watched), which keeps it in the default
-tier that CI runs; `pytest -m "not slow"` leaves it out while editing."""
+Marked `slow` (minutes in the simulator: every registered kernel, every access watched), which keeps it in
+the default tier that CI runs; `pytest -m "not slow"` leaves it out while editing."""
 
 from __future__ import annotations
 
