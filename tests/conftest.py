@@ -4,6 +4,7 @@ no GPU), ``compile`` (PTX for sm_90, no GPU needed) and ``gpu`` (the same tests 
 The simulator has to be switched on before numba is imported, so this runs first.
 """
 
+import builtins
 import os
 import sys
 from pathlib import Path
@@ -99,7 +100,8 @@ def lead_with(exc: BaseException, text: str) -> None:
         exc.msg = f"{text}\n{exc.msg}"
         return
     args = exc.args
-    if not isinstance(exc, BaseExceptionGroup) and (not args or isinstance(args[0], str)):
+    groups = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+: a group's message is not its args
+    if not isinstance(exc, groups) and (not args or isinstance(args[0], str)):
         exc.args = (f"{text}\n{args[0]}" if args else text, *args[1:])
         if str(exc).startswith(text):
             return
