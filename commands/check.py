@@ -384,6 +384,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", metavar="FILE",
                         help="write the report to FILE instead of standard output (e.g. "
                              "/autograder/results/results.json)")
+    parser.add_argument("--sanitize", action="store_true",
+                        help="run every check under the simulator's sanitizer (races, barrier divergence, bounds, "
+                             "uninitialized reads): any error or warning fails the check, leading with the finding "
+                             "(needs --device sim)")
     parser.set_defaults(run=run)
 
 
@@ -430,6 +434,10 @@ def run(args) -> int:
         selection = "exercise"
         if not cuda_probe.real_gpu_count():
             env[cuda_probe.SIMULATOR_VARIABLE] = "1"
+    if getattr(args, "sanitize", False):  # tests/conftest.py then runs each check under sanitizer.sanitize()
+        if not dev.simulator:
+            raise CliError("--sanitize watches CUDA kernels in Numba's simulator: add --device sim")
+        env["TILEGRAD_SANITIZE"] = "1"
     cmd = [sys.executable, "-m", "pytest", *([c.node for c in chosen] or map(str, files)), "-q",
            "-p", "no:cacheprovider", "-m", selection, "-o", "addopts=", "-W", "ignore"]
     if getattr(args, "list", False):

@@ -27,11 +27,19 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--wide", action="store_true", help="every column: vector loads, local memory "
                                                              "instructions, tanh.approx, PTX lines (default: the "
                                                              "table fits 100 columns)")
+    parser.add_argument("--memory", action="store_true",
+                        help="instead: the memory traffic per source line (sectors per request, bank conflicts) "
+                             "of a small sanitized launch of each KERNEL in the simulator (exact names)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     from hardware import cuda_probe
+
+    if getattr(args, "memory", False):
+        from .inspect_memory import run as memory_profile
+
+        return memory_profile(args.kernels)
 
     flags = ("ptx", "json", "list", "wide")
     argv = [*args.kernels, "--cc", args.cc] + [f"--{flag}" for flag in flags if getattr(args, flag)]

@@ -4,6 +4,7 @@ no GPU), ``compile`` (PTX for sm_90, no GPU needed) and ``gpu`` (the same tests 
 The simulator has to be switched on before numba is imported, so this runs first.
 """
 
+import builtins
 import os
 import sys
 from pathlib import Path
@@ -51,3 +52,84 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# -- the sanitizer around tests (issue 26) ---------------------------------------------------------------
+# TILEGRAD_SANITIZE=1 (`python cli.py check --sanitize`): every test runs under sanitizer.sanitize(tools="all")
+# and fails on any error or warning, leading with the finding. Unset: only the course graders (marker
+# `exercise`) run under it, and a grader's failure leads with the sanitizer's finding (the plain simulator
+# hides races: a wrong answer alone does not say why). TILEGRAD_SANITIZE=0: never.
+SANITIZE_VARIABLE = "TILEGRAD_SANITIZE"
+SANITIZE_SETTING = os.environ.get(SANITIZE_VARIABLE, "")
+
+
+def _sanitized(item) -> bool:
+    if REAL_GPU or SANITIZE_SETTING == "0":
+        return False
+    if item.get_closest_marker("exercise") is not None:
+        return True
+    return SANITIZE_SETTING != "" and not _tests_the_sanitizer(item)
+
+
+def _tests_the_sanitizer(item) -> bool:
+    """Tests of the sanitizer launch racy kernels on purpose, under their own sanitize(): an outer one would
+    record those launches too."""
+    module = getattr(item, "module", None)
+    return any(getattr(module, name, None) is not None for name in ("sanitize", "sanitizer"))
+
+
+def pytest_configure(config):
+    if SANITIZE_SETTING not in ("", "0") and REAL_GPU:
+        raise pytest.UsageError(f"{SANITIZE_VARIABLE}=1 watches Numba's CUDA simulator, and this run uses the GPU: "
+                                f"set {cuda_probe.SIMULATOR_VARIABLE}=1 too (or `cli.py --device sim check --sanitize`)")
+
+
+def sanitizer_finding(report) -> str | None:
+    """The first error or warning of the latest launch that has one, in two lines (finding, fix), else None.
+    The latest: Hypothesis replays its smallest failing example last, so that launch is the one it reports."""
+    for launch in reversed(report.launches):
+        found = [f for f in launch.findings if f.severity != "info"]
+        if found:
+            return f"sanitizer: {found[0].one_line()}\nfix? {found[0].hint()}"
+    return None
+
+
+def lead_with(exc: BaseException, text: str) -> None:
+    """Put ``text`` first in the message pytest shows for ``exc`` (its first `E` lines, which `check` prints)."""
+    if isinstance(exc, pytest.fail.Exception):
+        exc.msg = f"{text}\n{exc.msg}"
+        return
+    args = exc.args
+    groups = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+: a group's message is not its args
+    if not isinstance(exc, groups) and (not args or isinstance(args[0], str)):
+        exc.args = (f"{text}\n{args[0]}" if args else text, *args[1:])
+        if str(exc).startswith(text):
+            return
+        exc.args = args  # an exception whose message is not its first argument
+    if hasattr(exc, "add_note"):
+        exc.add_note(text)
+    else:  # Python 3.10: pytest shows __notes__ too
+        exc.__notes__ = [*getattr(exc, "__notes__", []), text]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    if not _sanitized(item):
+        return (yield)
+    from sanitizer import sanitize
+
+    with sanitize(tools="all") as report:
+        try:
+            result = yield
+        except (pytest.skip.Exception, pytest.xfail.Exception):
+            raise
+        except BaseException as exc:
+            found = sanitizer_finding(report)
+            if found:
+                lead_with(exc, found)
+            raise
+    found = sanitizer_finding(report)
+    if found and SANITIZE_SETTING not in ("", "0"):
+        pytest.fail(f"{found}\n{report.summary()} (`python cli.py sanitize SCRIPT` prints the full report)",
+                    pytrace=False)
+    return result
