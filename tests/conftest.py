@@ -81,7 +81,8 @@ def _tests_the_sanitizer(item) -> bool:
 def pytest_configure(config):
     if SANITIZE_SETTING not in ("", "0") and REAL_GPU:
         raise pytest.UsageError(f"{SANITIZE_VARIABLE}=1 watches Numba's CUDA simulator, and this run uses the GPU: "
-                                f"set {cuda_probe.SIMULATOR_VARIABLE}=1 too (or `cli.py --device sim check --sanitize`)")
+                                f"set {cuda_probe.SIMULATOR_VARIABLE}=1 too "
+                                "(or `cli.py --device sim check --sanitize`)")
 
 
 def sanitizer_finding(report) -> str | None:
