@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import MODEL_CHOICES, CliError, add_device_option, check_output_file, write_json
+from .common import (
+    MODEL_CHOICES,
+    CliError,
+    add_device_option,
+    add_threads_option,
+    check_output_file,
+    use_threads,
+    write_json,
+)
 
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 
@@ -24,6 +32,7 @@ def add_parser(subparsers) -> None:
                              "Sonnets, bundled, the last tenth held out")
     parser.add_argument("--data-dir", help="folder with train-images-idx3-ubyte[.gz] etc. (MNIST or Fashion-MNIST)")
     add_device_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--epochs", type=int, metavar="N",
                         help="train to epoch N (default: the model's recipe: mlp 20, lenet 10, rnn 15, lstm 15, "
                              "gru 15, charlm 20); with --resume, N is still the total: a checkpoint at epoch 34 "
@@ -73,6 +82,7 @@ def run(args) -> int:
     if (args.device or "auto") != "cpu":
         world.bind_gpu()
     dev = Device(args.device or "auto")
+    cpu_threads = use_threads(args.threads)
     train_set, test_set = load_data(args.model, args.dataset, args.data_dir)
     if args.limit is not None:
         if args.limit < 1:
@@ -111,7 +121,7 @@ def run(args) -> int:
     ranks = f" x {world.size} ranks (global batch {batch_size})" if world.distributed else ""
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
                   f"{dev!r}{ranks}: {epochs - start_epoch} epochs, batch {batch_size}, {args.optimizer} "
-                  f"lr {optimizer.base_lr:g}")
+                  f"lr {optimizer.base_lr:g}" + (f"; {cpu_threads}" if dev.name == "cpu" else ""))
     if world.distributed:
         console.print(f"gradients: --allreduce {args.allreduce}"
                       + (f" in {args.bucket_mb:g} MB buckets" if args.allreduce == "overlap" else "")
