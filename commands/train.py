@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (
-    MODEL_CHOICES,
-    CliError,
-    add_device_option,
-    add_threads_option,
-    check_output_file,
-    use_threads,
-    write_json,
-)
+from .common import MODEL_CHOICES, CliError, add_device_option, check_output_file, write_json
 
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 
@@ -32,6 +24,8 @@ def add_parser(subparsers) -> None:
                              "Sonnets, bundled, the last tenth held out")
     parser.add_argument("--data-dir", help="folder with train-images-idx3-ubyte[.gz] etc. (MNIST or Fashion-MNIST)")
     add_device_option(parser)
+    from .common import add_threads_option  # (local: keeps the shared import line above as it was)
+
     add_threads_option(parser)
     parser.add_argument("--epochs", type=int, metavar="N",
                         help="train to epoch N (default: the model's recipe: mlp 20, lenet 10, rnn 15, lstm 15, "
@@ -82,6 +76,8 @@ def run(args) -> int:
     if (args.device or "auto") != "cpu":
         world.bind_gpu()
     dev = Device(args.device or "auto")
+    from .common import use_threads
+
     cpu_threads = use_threads(args.threads)
     train_set, test_set = load_data(args.model, args.dataset, args.data_dir)
     if args.limit is not None:
