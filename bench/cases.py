@@ -277,6 +277,11 @@ def optim_cases(quick: bool, gpu: bool) -> Iterator[Case]:
 # ------------------------------------------------------------------------------------------------
 TRAIN_CASES = [("lenet-5 b64", "lenet", 64), ("lenet-5 b256", "lenet", 256), ("mlp 784-256-256-10 b256", "mlp", 256),
                ("mlp 784-256-256-10 b1024", "mlp", 1024)]  # --quick runs every other one
+# `train`'s own steps on the bundled digits (its recipes: batch 32; LeNet-5 on 28x28, the MLP on 64 pixels, the
+# LSTM and GRU over 8 rows of 8): small steps of many small loops, where threads help least. Run by --quick too.
+DIGITS_TRAIN_CASES = [("lenet-5 digits b32", "lenet", 32), ("mlp 64-256-256-10 digits b32", "mlp", 32),
+                      ("lstm 8->64 digits b32", "lstm", 32), ("gru 8->64 digits b32", "gru", 32)]
+DIGITS_INPUT_SHAPES = {"lenet": (1, 28, 28), "mlp": (64,), "lstm": (8, 8), "gru": (8, 8)}
 
 
 TRAIN_CPU_IMPL = "fwd+bwd+adam"
@@ -290,16 +295,22 @@ TRAIN_PEER_IMPLS_BY_DEVICE = {"cpu": ["eager"], "cuda": ["eager", "graph"]}
 def train_cases(quick: bool) -> Iterator[Case]:
     import layers as L
     import optim as O
-    from engine.models import lenet, mlp
+    from engine.models import gru_classifier, lenet, lstm_classifier, mlp
 
-    for name, model_name, batch in TRAIN_CASES if not quick else TRAIN_CASES[::2]:
+    builders = {"lenet": lambda d, x: lenet(d), "mlp": lambda d, x: mlp(d, in_features=x.shape[1]),
+                "lstm": lambda d, x: lstm_classifier(d, input_size=x.shape[2]),
+                "gru": lambda d, x: gru_classifier(d, input_size=x.shape[2])}
+    digits = [(name, model, batch, DIGITS_INPUT_SHAPES[model]) for name, model, batch in DIGITS_TRAIN_CASES]
+    mnist_sized = [(name, model, batch, (1, 28, 28) if model == "lenet" else (784,))
+                   for name, model, batch in (TRAIN_CASES if not quick else TRAIN_CASES[::2])]
+    for name, model_name, batch, sample_shape in mnist_sized + digits:
         rng = np.random.default_rng(batch)
-        shape = (batch, 1, 28, 28) if model_name == "lenet" else (batch, 784)
-        x = rng.random(shape).astype(np.float32)
+        x = rng.random((batch, *sample_shape)).astype(np.float32)
         y = rng.integers(0, 10, batch)
 
         def setup(dev, impl, model_name=model_name, x=x, y=y):
-            build = (lambda d: lenet(d)) if model_name == "lenet" else (lambda d: mlp(d, in_features=784))
+            def build(d):
+                return builders[model_name](d, x)
             model, ce = build(dev), L.SoftmaxCrossEntropy()
             opt = O.Adam(model.parameters(), lr=1e-3)
             twin = build(_reference())

@@ -167,7 +167,7 @@ def _train_peer(spec: dict, device, impl: str):
     import torch
     import torch.nn.functional as F
 
-    model = _torch_model(spec["model"]).to(device)
+    model = _torch_model(spec["model"], spec["x"].shape).to(device)
     x, y = _t(spec["x"], device), torch.tensor(spec["y"], device=device)
     if impl == "eager":
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -208,14 +208,35 @@ def _err(tensor, ref) -> float:
     return float(np.abs(out - ref).max() / max(1e-12, np.abs(ref).max()))
 
 
-def _torch_model(name: str):
+def _torch_model(name: str, input_shape=(1, 784)):
+    """tilegrad's model ``name`` in PyTorch, for inputs of ``input_shape`` (batch first)."""
     import torch.nn as nn
 
+    if name in ("lstm", "gru"):  # the classifier over an image's rows: the cell, its last hidden state, Dense
+        return _RecurrentClassifier(name, input_shape[2], 64, 10)
     if name == "lenet":
         return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
                              nn.ReLU(), nn.Linear(84, 10))
-    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    return nn.Sequential(nn.Linear(input_shape[1], 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
+def _RecurrentClassifier(cell: str, inputs: int, hidden: int, classes: int):
+    """engine.models.lstm_classifier / gru_classifier in PyTorch: the cell over the rows, the last step, Dense."""
+    import torch.nn as nn
+
+    class RecurrentClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = (nn.LSTM if cell == "lstm" else nn.GRU)(inputs, hidden, batch_first=True)
+            self.dense = nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            out, _ = self.cell(x)
+            return self.dense(out[:, -1])
+
+    return RecurrentClassifier()
 
 
 def _torch_optimizer(name: str, params):

@@ -113,6 +113,8 @@ COLUMNS = [
     ("speedup_vs_cpu", "vs CPU", lambda r: _fmt(r["speedup_vs_cpu"], ".1f")),
     ("vs_peer", "vs peer", lambda r: _fmt(r["vs_peer"], ".2f")),
     ("vs_blas", "vs BLAS", lambda r: _fmt(r.get("vs_blas"), ".2f")),
+    ("vs_one_thread", "vs 1T", lambda r: _fmt(r.get("vs_one_thread"), ".2f")),
+    ("slowdown", "busy x", lambda r: _fmt(r.get("slowdown"), ".1f")),
     ("samples_per_s", "samples/s", lambda r: _fmt(r["samples_per_s"], ",.0f")),
 ]
 DROP_FIRST = ("gbps", "samples_per_s", "threads")
@@ -186,6 +188,9 @@ def _wide_table(result: dict):
                ("speedup_vs_cpu", "vs CPU", "right", lambda r: _fmt(r["speedup_vs_cpu"], ".1f")),
                ("vs_peer", "vs peer", "right", lambda r: _fmt(r["vs_peer"], ".2f")),
                ("vs_blas", "vs BLAS", "right", lambda r: _fmt(r.get("vs_blas"), ".2f")),
+               ("vs_one_thread", "vs 1T", "right", lambda r: _fmt(r.get("vs_one_thread"), ".2f")),
+               ("quiet_ms", "quiet ms", "right", lambda r: _fmt(r.get("quiet_ms"), ".3f")),
+               ("slowdown", "busy x", "right", lambda r: _fmt(r.get("slowdown"), ".1f")),
                ("samples_per_s", "samples/s", "right", lambda r: _fmt(r["samples_per_s"], ",.0f")),
                ("max_rel_err", "max rel err", "right", lambda r: _fmt(r["max_rel_err"], ".1e"))]
     rows = result["results"]
@@ -205,15 +210,18 @@ def _wide_table(result: dict):
 
 def _title(result: dict) -> str:
     machine = result["machine"]
-    return (f"tilegrad bench — {machine['cpu']}, {machine['threads']} threads"
-            + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"))
+    wait = f" ({machine['wait_policy'].split(' (')[0]} wait)" if machine.get("wait_policy") else ""
+    busy = f", {result['busy']} busy process{'es' if result['busy'] > 1 else ''}" if result.get("busy") else ""
+    return (f"tilegrad bench — {machine['cpu']}, {machine['threads']} threads{wait}"
+            + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU") + busy)
 
 
 # ------------------------------------------------------------------------------------- notes and verdict
 def notes(result: dict, wide: bool = False) -> list[str]:
     """What the columns mean: only the ones shown, the above-100 % explanation only when a row is above."""
     rows = [r for r in result["results"] if _measured(r)]
-    shown = {key for key in ("speedup_vs_cpu", "vs_peer", "vs_blas") if any(r.get(key) is not None for r in rows)}
+    shown = {key for key in ("speedup_vs_cpu", "vs_peer", "vs_blas", "vs_one_thread", "slowdown")
+             if any(r.get(key) is not None for r in rows)}
     out = [f"ceiling {kind}: {c['gflops']:,.0f} GFLOP/s ({c['gflops_how']}), {c['gbps']:,.1f} GB/s ({c['gbps_how']})"
            for kind, c in result["ceilings"].items()]
     out.append("% ceil: achieved / min(peak FLOP/s, intensity x bandwidth), both measured in this run; 100 % is "
@@ -231,6 +239,12 @@ def notes(result: dict, wide: bool = False) -> list[str]:
     if "vs_blas" in shown:
         out.append("vs BLAS (CPU GEMM rows): NumPy's matmul time on as many threads / our time, timed in "
                    "alternating blocks.")
+    if "vs_one_thread" in shown:
+        out.append("vs 1T (CPU rows on several threads): the same row's time on one thread / its time here, in "
+                   "this run (< 1: the extra threads cost more than they give).")
+    if "slowdown" in shown:
+        out.append(f"busy x: the row's time with {result.get('busy')} spinning process(es) / its time in this "
+                   "run's quiet pass (1.0: the load costs nothing).")
     if any(noisy(r) for r in rows):
         out.append("~ms (yellow): the row's repeats spread more than "
                    f"{100 * SPREAD_WARN:.0f} % (interquartile range / median), a sign of another process using "

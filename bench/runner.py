@@ -43,7 +43,7 @@ def _row(spec, device, impl, threads=None, **values) -> dict:
     row = {"op": spec.op, "case": spec.case, "device": device, "impl": impl, "threads": threads,
            "median_ms": None, "first_call_ms": None, "gflops": None, "gbps": None, "pct_of_ceiling": None,
            "speedup_vs_cpu": None, "vs_peer": None, "vs_blas": None, "max_rel_err": None, "samples_per_s": None,
-           "note": None, "spread": None}
+           "note": None, "spread": None, "vs_one_thread": None}
     row.update(values)
     return row
 
@@ -254,7 +254,14 @@ def _machine_summary(info: dict) -> dict:
     return {"cpu": info["cpu"], "threads": info["threads"], "gpu": gpu.get("name") if gpu.get("present") else None,
             "numba": info["numba"], "numba_cuda": info["numba_cuda"], "python": info["python"],
             "numpy": info["numpy"], "blas": info["blas"], "simulator": info["simulator"],
-            "driver_cuda_version": gpu.get("driver_cuda_version")}
+            "driver_cuda_version": gpu.get("driver_cuda_version"), **_thread_summary()}
+
+
+def _thread_summary() -> dict:
+    from cuda_kernels.threads import thread_settings
+
+    settings = thread_settings()
+    return {key: settings[key] for key in ("wait_policy", "threading_layer", "parallel_grain")}
 
 
 def _raise_compute_ceiling(rows: list[dict], ceilings: dict) -> None:
@@ -296,6 +303,11 @@ def _derive(rows: list[dict], ceilings: dict) -> None:
         peers = [r["median_ms"] for r in peer_rows if r["impl"] == row["impl"]] or [r["median_ms"] for r in peer_rows]
         if peers:
             row["vs_peer"] = min(peers) / row["median_ms"]
+        if row["device"] == "cpu" and (row["threads"] or 1) > 1:  # against itself on one thread, same run
+            one = [r["median_ms"] for r in same if r["device"] == "cpu" and r["impl"] == row["impl"]
+                   and r["threads"] == 1]
+            if one:
+                row["vs_one_thread"] = one[0] / row["median_ms"]
         if row["device"] == "cpu" and row["impl"] != NUMPY_BLAS:  # against NumPy's BLAS on as many threads
             blas = [r["median_ms"] for r in same if r["impl"] == NUMPY_BLAS and r["threads"] == row["threads"]]
             if blas:

@@ -34,6 +34,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the multi-core rows "
                         "(default: all); the 1-thread rows always run")
     parser.add_argument("--peers", action="store_true", help="also run the cases through PyTorch when installed")
+    parser.add_argument("--busy", type=int, default=None, metavar="N",
+                        help="run every row twice: quiet, then with N processes spinning on a core each (as a "
+                             "browser or a build beside the run would), and report each row's slowdown (busy "
+                             "time / quiet time); the spinners always stop with the bench. --peers meet the same load")
     parser.add_argument("--ranks", metavar="1,2,...", help="also time data-parallel training steps over these MPI "
                         "rank counts, with the blocking and the overlapped allreduce: step time, time in the "
                         "allreduce, the part of it hidden behind backward, efficiency (needs the dist extra)")
@@ -67,8 +71,15 @@ def run(args) -> int:
         from bench.runner import NO_GPU_NOTE
 
         reason = NO_GPU_NOTE
-    if args.threads is not None and args.threads < 1:
-        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads is not None:
+        from cuda_kernels.threads import check_threads
+
+        try:
+            check_threads(args.threads)
+        except ValueError as exc:
+            raise CliError(f"--{exc}") from None
+    if args.busy is not None and args.busy < 1:
+        raise CliError(f"--busy takes a number of spinning processes >= 1, got {args.busy}")
     config = BenchConfig(devices=devices, ops=ops, quick=args.quick, peers=args.peers,
                          threads=sorted({1, args.threads}) if args.threads else [], gpu_unavailable_reason=reason,
                          mpi_ranks=[c for c in counts if c >= 2] or [2])
@@ -83,7 +94,12 @@ def run(args) -> int:
         def report(done, total, what):
             progress.update(task, completed=done, total=total, description=what[:60])
 
-        result = run_bench(config, progress=report)
+        if args.busy:
+            from bench.busy import run_quiet_and_busy
+
+            result = run_quiet_and_busy(config, args.busy, progress=report)
+        else:
+            result = run_bench(config, progress=report)
         if args.ranks and not result.get("interrupted"):
             from bench.scaling import run_scaling
 

@@ -26,10 +26,34 @@ def add_device_option(parser: argparse.ArgumentParser, help: str = DEVICE_HELP, 
                         default=None if before_command else argparse.SUPPRESS, help=help)
 
 
+THREADS_HELP = ("CPU threads for the parallel loops (default: every core; at most the pool's size, NUMBA_NUM_THREADS). "
+                "On a machine where another program keeps a core busy, --threads 1 can be faster")
+
+
+def add_threads_option(parser: argparse.ArgumentParser, help: str = THREADS_HELP) -> None:
+    """``--threads N``: how many CPU threads tilegrad's parallel loops use (``use_threads`` applies it)."""
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=help)
+
+
+def use_threads(threads: int | None) -> str:
+    """Apply ``--threads`` (when given: 1 .. the pool's size, else one CliError) and return the run header's
+    CPU part, e.g. "2 CPU threads (passive wait, omp layer)"."""
+    from cuda_kernels.threads import describe_threads, set_threads
+
+    if threads is not None:
+        try:
+            set_threads(threads)
+        except ValueError as exc:
+            raise CliError(f"--{exc}") from None
+    return describe_threads()
+
+
 def prepare(device: str | None) -> None:
     """Runs before numba is imported: the simulator can only be chosen now."""
     from hardware import cuda_probe
+    from hardware.cpu_threads import apply_for_this_process
 
+    apply_for_this_process()  # the thread pool's wait policy and layer, read when numba loads its pool
     if device == "sim":
         cuda_probe.enable_simulator()
     cuda_probe.ensure_numba_cache_dir()

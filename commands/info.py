@@ -22,6 +22,9 @@ def run(args) -> int:
     if args.device not in (None, "auto"):
         Device(args.device)  # asking about a device that cannot be used is an error, said in one line
     info = machine_info()
+    from cuda_kernels.threads import thread_settings
+
+    info["cpu_threads"] = thread_settings()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -49,6 +52,7 @@ def run(args) -> int:
          else "off (python cli.py --device sim, or NUMBA_ENABLE_CUDASIM=1)"),
         ("CPU", f"{info['cpu']} — {info['threads']} Numba threads ({info['numba_threading_layer']} layer), "
                 f"{info['logical_cpus']} logical CPUs"),
+        ("CPU thread pool", _thread_line(info["cpu_threads"])),
         ("BLAS", blas),
         ("numba / numba-cuda", f"{info['numba']} / {info['numba_cuda']}"),
         ("CUDA toolchain (PTX with no GPU)", toolchain),
@@ -57,6 +61,12 @@ def run(args) -> int:
         table.add_row(key, value)
     Console().print(table)
     return 0
+
+
+def _thread_line(settings: dict) -> str:
+    return (f"{settings['threads']} of {settings['max_threads']} threads, {settings['threading_layer']} layer; "
+            f"workers wait {settings['wait_policy']}; loops under {settings['parallel_grain']:,} elements run on "
+            f"the calling thread (--threads N, runtime.set_threads, TILEGRAD_PARALLEL_GRAIN)")
 
 
 def _numpy_compat_note() -> str:

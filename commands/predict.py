@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CliError, add_device_option, check_output_file, write_json
+from .common import CliError, add_device_option, add_threads_option, check_output_file, use_threads, write_json
 
 OUTPUT_HELP = ("write the predictions to P.npz (NumPy's savez): 'classes' (N,) int64, the predicted class of each "
                "sample; 'probabilities' (N, C) float32, the softmax of the logits (each row sums to 1); and "
@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
                         help="with --dataset: only the first N test samples (as `train --limit N` evaluates)")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per forward (default 256)")
     add_device_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--output", metavar="P.npz", help=OUTPUT_HELP)
     parser.add_argument("--json", metavar="FILE", help="write the summary (accuracy, loss, samples, model) as JSON")
     parser.add_argument("--force", action="store_true",
@@ -116,6 +117,7 @@ def run(args) -> int:
 
     _check_args(args)
     dev = Device(args.device or "auto")
+    cpu_threads = use_threads(args.threads)
     model, meta = load_classifier(args.checkpoint, device=dev)
     if args.dataset:
         data = dataset_for(model, args.dataset, args.data_dir, args.limit)
@@ -137,7 +139,8 @@ def run(args) -> int:
     model_text = describe(meta["architecture"])
     n, classes = result["probabilities"].shape
     samples = f"{n} sample{'s' if n != 1 else ''}"
-    print(f"{args.checkpoint}: {model_text}" + (f", epoch {epoch}" if epoch is not None else "") + f", on {dev!r}")
+    print(f"{args.checkpoint}: {model_text}" + (f", epoch {epoch}" if epoch is not None else "") + f", on {dev!r}"
+          + (f", {cpu_threads}" if dev.name == "cpu" else ""))
     if labels is not None:
         print(f"{source}: {samples}, accuracy {result['accuracy']:.4f} ({result['correct']}/{n}), "
               f"loss {result['loss']:.4f}")

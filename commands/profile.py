@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .common import MODEL_CHOICES, add_device_option, check_finite, check_output_file, console, write_json
+from .common import (
+    MODEL_CHOICES,
+    add_device_option,
+    add_threads_option,
+    check_finite,
+    check_output_file,
+    console,
+    use_threads,
+    write_json,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -17,6 +26,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--features", type=int, default=None, metavar="N",
                         help="mlp input width (default 64, the digits; 784 is the bench's MLP, MNIST-sized)")
     add_device_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--json", metavar="FILE", help="write the table as JSON")
     parser.add_argument("--force", action="store_true", help="let --json replace a file of another kind")
     parser.set_defaults(run=run)
@@ -33,6 +43,7 @@ def run(args) -> int:
     if args.json:
         check_output_file("--json", args.json, kind="json", force=args.force)
     dev = Device(args.device or "auto")
+    cpu_threads = use_threads(args.threads)
     if args.features is not None and args.model != "mlp":
         raise ValueError(f"--features: only the mlp takes a feature count (got --model {args.model})")
     if args.features is not None and args.features < 1:
@@ -44,6 +55,7 @@ def run(args) -> int:
     note = launch_bound_note(rows)
     if args.json:
         write_json(args.json, {"model": args.model, "device": repr(dev), "batch_size": args.batch_size, "parts": rows,
+                               "cpu_threads": cpu_threads,
                                **({"note": note} if note else {})})
     from rich.table import Table
 
@@ -51,7 +63,8 @@ def run(args) -> int:
     shape = f" ({x.shape[1]} inputs)" if args.model == "mlp" else ""
     how = "host: the Python call, GPU: CUDA events on the stream" if split else "synchronized"
     table = Table(title=f"one training step of {args.model}{shape}, batch {args.batch_size}, on {dev!r} "
-                        f"(median of {args.steps} steps, {how})", title_justify="left")
+                        f"(median of {args.steps} steps, {how}"
+                        + (f"; {cpu_threads})" if dev.name == "cpu" else ")"), title_justify="left")
     table.add_column("part")
     if split:
         table.add_column("host ms", justify="right")

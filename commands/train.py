@@ -29,6 +29,9 @@ def add_parser(subparsers) -> None:
                         "the sonnets (newline and printable ASCII; tabs and CRLF line ends are converted)")
     parser.add_argument("--data-dir", help="folder with train-images-idx3-ubyte[.gz] etc. (MNIST or Fashion-MNIST)")
     add_device_option(parser)
+    from .common import add_threads_option  # (local: keeps the shared import line above as it was)
+
+    add_threads_option(parser)
     parser.add_argument("--epochs", type=int, metavar="N",
                         help="train to epoch N (default: the model's recipe: mlp 20, lenet 10, rnn 15, lstm 15, "
                              "gru 15, charlm 20); with --resume, N is still the total: a checkpoint at epoch 34 "
@@ -120,6 +123,9 @@ def _train(args) -> int:
     if (args.device or "auto") != "cpu":
         world.bind_gpu()
     dev = Device(args.device or "auto")
+    from .common import use_threads
+
+    cpu_threads = use_threads(args.threads)
     train_set, test_set = load_data(args.model, args.dataset, args.data_dir)
     if args.limit is not None:
         if args.limit < 1:
@@ -160,7 +166,8 @@ def _train(args) -> int:
     ranks = f" x {world.size} ranks (global batch {batch_size})" if world.distributed else ""
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
                   f"{dev!r}{ranks}: {epochs - start_epoch} epochs, batch {batch_size}, {args.optimizer} "
-                  f"lr {optimizer.base_lr:g}", markup=False, highlight=False, soft_wrap=True)
+                  f"lr {optimizer.base_lr:g}" + (f"; {cpu_threads}" if dev.name == "cpu" else ""),
+                  markup=False, highlight=False, soft_wrap=True)
     if clip_grad:
         console.print(f"gradients clipped to a global L2 norm of {clip_grad:g} before every update",
                       markup=False, highlight=False, soft_wrap=True)

@@ -7,9 +7,12 @@ the caller allocates every buffer), and an op on one backend only says why in it
 and versions, then the sections Reference, CPU twin, GPU kernels (naive to fast), Launchers.
 """
 
+from hardware.cpu_threads import apply_for_this_process
 from hardware.cuda_probe import ensure_numba_cache_dir
 
-from . import numpy_compat  # noqa: F401  (before numba-cuda compiles anything: NumPy 2.5 removed an alias it uses)
+apply_for_this_process()  # before Numba's pool starts: a passive wait, OpenMP first (hardware/cpu_threads.py)
+
+from . import numpy_compat  # noqa: E402,F401  (before numba-cuda compiles anything: NumPy 2.5 removed an alias it uses)
 
 ensure_numba_cache_dir()
 

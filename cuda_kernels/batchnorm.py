@@ -27,6 +27,7 @@ from .backend import implements
 from .checks import check_array, float_dtype
 from .launch import SIMULATOR, gpu_kernel, launch_1d
 from .reductions import REDUCE_SHARED, _fold_block
+from .threads import serial_below_grain
 
 BN_THREADS = 32 if SIMULATOR else 256
 BN_MAX_BLOCKS = 2 if SIMULATOR else 4096
@@ -94,6 +95,7 @@ def batchnorm_backward_reference(dx, dgamma, dbeta, dy, x, mean, invstd, gamma):
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _bn_train_cpu(y, mean, invstd, running_mean, running_var, x, gamma, beta, momentum, eps):
     n, c, h, w = x.shape
@@ -123,6 +125,7 @@ def _bn_train_cpu(y, mean, invstd, running_mean, running_var, x, gamma, beta, mo
         running_var[ch] = (np.float32(1.0) - momentum) * running_var[ch] + momentum * var * m / (m - 1)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _bn_eval_cpu(y, x, gamma, beta, running_mean, running_var, eps):
     n, c, h, w = x.shape
@@ -135,6 +138,7 @@ def _bn_eval_cpu(y, x, gamma, beta, running_mean, running_var, eps):
                     y[i, ch, r, q] = x[i, ch, r, q] * scale + shift
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _bn_backward_cpu(dx, dgamma, dbeta, dy, x, mean, invstd, gamma):
     n, c, h, w = x.shape

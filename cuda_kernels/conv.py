@@ -28,6 +28,7 @@ from .backend import BACKEND_NAMES, get_backend, implements
 from .checks import check_array, check_positive, float_dtype
 from .launch import gpu_kernel, launch_1d
 from .shapes import conv_output_size
+from .threads import serial_below_grain
 
 # ------------------------------------------------------------------------------------------------
 # Checks
@@ -112,6 +113,7 @@ def nchw_to_rows_reference(rows, y):
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _im2col_cpu(cols, x, k, s, p, oh, ow):
     n, c, h, w = x.shape
@@ -130,6 +132,7 @@ def _im2col_cpu(cols, x, k, s, p, oh, ow):
                     q += 1
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _col2im_cpu(dx, cols, k, s, p, oh, ow):
     n, c, h, w = dx.shape
@@ -151,6 +154,7 @@ def _col2im_cpu(dx, cols, k, s, p, oh, ow):
                 dx[img, ch, ih, iw] = acc
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _rows_to_nchw_cpu(y, rows):
     n, f, oh, ow = y.shape
@@ -161,6 +165,7 @@ def _rows_to_nchw_cpu(y, rows):
             y[img, ch, pix // ow, pix % ow] = rows[img * oh * ow + pix, ch]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _nchw_to_rows_cpu(rows, y):
     n, f, oh, ow = y.shape

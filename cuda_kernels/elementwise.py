@@ -25,6 +25,7 @@ from .backend import implements
 from .checks import check_array, float_dtype
 from .cpu_tanh import tanh_float32
 from .launch import check_not_capturing, cpu_and_gpu, current_stream, gpu_kernel, launch_1d
+from .threads import serial_below_grain
 
 ACTIVATIONS = {"relu": 1, "tanh": 2, "sigmoid": 3}
 ACT_RELU, ACT_TANH, ACT_SIGMOID = 1, 2, 3
@@ -251,12 +252,14 @@ _dropout_scale_cpu_body, _dropout_scale_gpu_body = cpu_and_gpu(_dropout_scale)
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _fill_cpu(out, value):
     for i in prange(out.size):
         out[i] = value
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _activation_forward_cpu(out, x, act):
     for i in prange(x.size):
@@ -269,12 +272,14 @@ def _activation_forward_cpu(out, x, act):
             out[i] = _sigmoid_cpu_body(v)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _activation_backward_cpu(dx, dy, y, act):
     for i in prange(y.size):
         dx[i] = _activation_grad_cpu_body(dy[i], y[i], act)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _bias_add_cpu(out, x, bias):
     for i in prange(x.shape[0]):
@@ -282,6 +287,7 @@ def _bias_add_cpu(out, x, bias):
             out[i, j] = x[i, j] + bias[j]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _dropout_forward_cpu(out, mask, x, p, seed):
     keep_scale = np.float32(1.0) / (np.float32(1.0) - p)
@@ -291,24 +297,28 @@ def _dropout_forward_cpu(out, mask, x, p, seed):
         out[i] = x[i] * m
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _multiply_cpu(out, a, b):
     for i in prange(a.size):
         out[i] = a[i] * b[i]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _add_cpu(out, a, b):
     for i in prange(a.size):
         out[i] = a[i] + b[i]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _axpby_cpu(y, x, alpha, beta):
     for i in prange(x.size):
         y[i] = alpha * x[i] + beta * y[i] if beta != 0 else alpha * x[i]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _swap_leading_axes_cpu(out, x):
     a, b, c = x.shape

@@ -51,6 +51,7 @@ from .backend import implements
 from .blas_calls import ACT_NONE, ACT_RELU, ACT_TANH, apply_epilogue, gemm_blas_bands, gemm_blas_split
 from .checks import check_array, check_dtype_family, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
+from .threads import serial_below_grain
 
 ACTIVATIONS = {"none": ACT_NONE, "relu": ACT_RELU, "tanh": ACT_TANH}
 # CPU: "blas_split" (the engine's: C cut into blocks shared among Numba's threads, each a single-threaded
@@ -136,6 +137,7 @@ def _sgemm_into(out, a, b, alpha, beta, trans_a, trans_b):
         out[...] = result.T
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _bias_activation_rows(out, bias, has_bias, act):
     cols = out.shape[1]

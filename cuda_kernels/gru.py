@@ -42,6 +42,7 @@ from .backend import implements
 from .checks import check_array, check_dtype_family, float_dtype
 from .cpu_tanh import tanh_float32
 from .launch import cpu_and_gpu, gpu_kernel, launch_1d
+from .threads import serial_below_grain
 
 GATES = 3  # r, z, n
 
@@ -134,6 +135,7 @@ _backward_cpu_body, _backward_gpu_body = cpu_and_gpu(_gru_backward_element, fast
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _gru_cell_forward_cpu(h, gates, xproj, hproj, h_prev):
     n, hidden = h_prev.shape
@@ -148,6 +150,7 @@ def _gru_cell_forward_cpu(h, gates, xproj, hproj, h_prev):
             h[row, j] = (np.float32(1.0) - z) * nn + z * h_prev[row, j]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _gru_cell_backward_cpu(dxproj, dhproj, dh_prev, dh_out, dh_next, gates, hproj, h_prev):
     n, hidden = h_prev.shape

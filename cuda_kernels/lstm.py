@@ -41,6 +41,7 @@ from .backend import implements
 from .checks import check_array, check_dtype_family, float_dtype
 from .cpu_tanh import tanh_float32
 from .launch import cpu_and_gpu, gpu_kernel, launch_1d
+from .threads import serial_below_grain
 
 GATES = 4  # i, f, g, o
 
@@ -140,6 +141,7 @@ _backward_cpu_body, _backward_gpu_body = cpu_and_gpu(_lstm_backward_element)
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _lstm_cell_forward_cpu(h, c, gates, pre, c_prev):
     n, hidden = c.shape
@@ -158,6 +160,7 @@ def _lstm_cell_forward_cpu(h, c, gates, pre, c_prev):
             h[row, j] = o * tanh_float32(c_new)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _lstm_cell_backward_cpu(dpre, dc_prev, dh_out, dh_next, dc_next, gates, c, c_prev):
     n, hidden = c.shape

@@ -23,6 +23,7 @@ from .backend import implements
 from .checks import INDEX, check_array, check_positive, float_dtype
 from .launch import gpu_kernel, launch_1d
 from .shapes import pool_output_size
+from .threads import serial_below_grain
 
 # ------------------------------------------------------------------------------------------------
 # Checks
@@ -75,6 +76,7 @@ def maxpool_backward_reference(dx, dy, argmax, kernel_size, stride):
 # A plane belongs to one thread, so the backward scatter inside it has no races.
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _maxpool_forward_cpu(y, argmax, x, k, s):
     n, c, h, w = x.shape
@@ -97,6 +99,7 @@ def _maxpool_forward_cpu(y, argmax, x, k, s):
                 where_row[o_w] = where
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _maxpool2x2_forward_cpu(y, argmax, x):
     """The 2x2, stride-2 window of nearly every CNN, spelled out: with the window loops unrolled by
@@ -122,6 +125,7 @@ def _maxpool2x2_forward_cpu(y, argmax, x):
                 where_row[o_w] = where
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _maxpool_backward_cpu(dx, dy, argmax):
     n, c, h, w = dx.shape

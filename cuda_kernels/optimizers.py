@@ -47,6 +47,7 @@ from numba import cuda, float32, njit, prange
 from .backend import implements
 from .checks import check_array, float_dtype
 from .launch import check_not_capturing, cpu_and_gpu, current_stream, gpu_kernel, launch_1d
+from .threads import serial_below_grain
 
 # ------------------------------------------------------------------------------------------------
 # Checks
@@ -272,6 +273,7 @@ _adam_cpu_body, _adam_gpu_body = cpu_and_gpu(_adam_update, fastmath=True)
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _sgd_cpu(p, buf, grad, scalars, momentum, dampening, wd, nesterov):
     lr, first_step = scalars[0], scalars[1] != float32(0.0)
@@ -279,6 +281,7 @@ def _sgd_cpu(p, buf, grad, scalars, momentum, dampening, wd, nesterov):
         _sgd_cpu_body(p, buf, grad, i, lr, momentum, dampening, wd, nesterov, first_step)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _adagrad_cpu(p, sum_sq, grad, scalars, eps, wd):
     clr = scalars[0]
@@ -286,6 +289,7 @@ def _adagrad_cpu(p, sum_sq, grad, scalars, eps, wd):
         _adagrad_cpu_body(p, sum_sq, grad, i, clr, eps, wd)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _rmsprop_cpu(p, square_avg, buf, grad, scalars, alpha, eps, wd, momentum):
     lr = scalars[0]
@@ -293,6 +297,7 @@ def _rmsprop_cpu(p, square_avg, buf, grad, scalars, alpha, eps, wd, momentum):
         _rmsprop_cpu_body(p, square_avg, buf, grad, i, lr, alpha, eps, wd, momentum)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _adam_cpu(p, m, v, grad, scalars, beta1, beta2, eps, wd, decoupled):
     step_size, inv_sqrt_bc2, decay_factor = scalars[0], scalars[1], scalars[2]

@@ -32,6 +32,7 @@ from numba import cuda, float32, int32, njit, prange
 from .backend import implements
 from .checks import INDEX, check_array, check_in, float_dtype
 from .launch import SIMULATOR, device_function, gpu_kernel, launch_1d, scratch, tiles_2d
+from .threads import serial_below_grain
 
 REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
 REDUCE_MAX_PARTIALS = 1024  # sum_of_squares' first pass: at most this many blocks, one partial each
@@ -193,6 +194,7 @@ def sum_of_squares_reference(out, x):
 CPU_COLUMN_BLOCK, CPU_BAND_ROWS, CPU_LANES = 64, 1024, 16
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _column_sums_wide_cpu(out, x, accumulate):
     rows, cols = x.shape
@@ -208,6 +210,7 @@ def _column_sums_wide_cpu(out, x, accumulate):
             out[j0 + j] = acc[j] + (out[j0 + j] if accumulate else np.float32(0.0))
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _column_sums_narrow_cpu(out, x, accumulate):
     rows, cols = x.shape
@@ -233,6 +236,7 @@ def _column_sums_narrow_cpu(out, x, accumulate):
         out[j] = total
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _softmax_cross_entropy_cpu(row_losses, probs, logits, labels):
     n, c = logits.shape
@@ -266,6 +270,7 @@ def _sum_cpu(x):
     return total
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _softmax_cross_entropy_backward_cpu(dlogits, probs, labels, scale):
     n, c = probs.shape
@@ -275,6 +280,7 @@ def _softmax_cross_entropy_backward_cpu(dlogits, probs, labels, scale):
         dlogits[i, labels[i]] -= scale
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _squared_error_cpu(out, pred, target):
     for i in prange(pred.size):
@@ -282,12 +288,14 @@ def _squared_error_cpu(out, pred, target):
         out[i] = d * d
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _mse_backward_cpu(dpred, pred, target, scale):
     for i in prange(pred.size):
         dpred[i] = scale * (pred[i] - target[i])
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _argmax_rows_cpu(out, x):
     n, c = x.shape

@@ -26,6 +26,7 @@ from numba import cuda, float32, njit, prange
 from .backend import BACKEND_NAMES, get_backend, implements
 from .checks import check_array, float_dtype
 from .launch import gpu_kernel, launch_1d
+from .threads import serial_below_grain
 
 # ------------------------------------------------------------------------------------------------
 # Checks
@@ -56,6 +57,7 @@ def rnn_tanh_backward_reference(dpre, dh_out, dh_next, h):
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _rnn_tanh_backward_cpu(dpre, dh_out, dh_next, h):
     for i in prange(h.size):

@@ -10,6 +10,8 @@ from importlib import import_module
 _EXPORTS = {
     "Device": "runtime.device",
     "DeviceUnavailable": "runtime.device",
+    "set_threads": "runtime.threads",
+    "thread_settings": "runtime.threads",
     "Sequential": "engine.sequential",
     "Graph": "engine.graph",
     "Add": "engine.graph",

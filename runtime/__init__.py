@@ -6,5 +6,7 @@ Above the kernel layer, below ``layers/`` and ``optim/``. Importing it does not 
 
 from .device import Device, DeviceUnavailable, device_of, host_device
 from .parameters import FlatParameters, Parameter
+from .threads import set_threads, thread_settings
 
-__all__ = ["Device", "DeviceUnavailable", "device_of", "host_device", "Parameter", "FlatParameters"]
+__all__ = ["Device", "DeviceUnavailable", "device_of", "host_device", "Parameter", "FlatParameters", "set_threads",
+           "thread_settings"]

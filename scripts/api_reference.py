@@ -21,7 +21,7 @@ OUTPUT = ROOT / "docs" / "api.md"
 # (module, what it is, the public names in the order a reader meets them)
 SECTIONS = [
     ("runtime", "Devices and parameters (floor 2).",
-     ["Device", "DeviceUnavailable", "device_of", "host_device", "Parameter"]),
+     ["Device", "DeviceUnavailable", "device_of", "host_device", "Parameter", "set_threads", "thread_settings"]),
     ("layers", "Layers with hand-written backward passes (floor 3), `import layers as L`.",
      ["Layer", "Dense", "Conv2D", "MaxPool2D", "ReLU", "Tanh", "Sigmoid", "Flatten", "FlattenTime", "LastTimeStep",
       "Dropout", "BatchNorm2D", "Embedding", "RNN", "LSTM", "GRU", "Loss", "SoftmaxCrossEntropy", "MSELoss",

@@ -185,7 +185,7 @@ def test_rows_keep_every_json_key_and_add_the_spread():
     row = _row(Spec, "cpu", "blas", 1)
     old = {"op", "case", "device", "impl", "threads", "median_ms", "first_call_ms", "gflops", "gbps", "pct_of_ceiling",
            "speedup_vs_cpu", "vs_peer", "vs_blas", "max_rel_err", "samples_per_s", "note"}
-    assert set(row) == old | {"spread"}
+    assert set(row) == old | {"spread", "vs_one_thread"}  # added later: the spread, the same row on one thread
 
 
 # ------------------------------------------------------------------------------------- above 100 %

@@ -86,7 +86,8 @@ def test_train_cases_run_eager_and_graph_on_cuda_for_the_four_shapes():
 
     cases = list(train_cases(quick=False))
     assert [c.case for c in cases] == ["lenet-5 b64", "lenet-5 b256", "mlp 784-256-256-10 b256",
-                                       "mlp 784-256-256-10 b1024"]
+                                       "mlp 784-256-256-10 b1024", "lenet-5 digits b32",
+                                       "mlp 64-256-256-10 digits b32", "lstm 8->64 digits b32", "gru 8->64 digits b32"]
     for case in cases:
         assert case.impls == {"cpu": [TRAIN_CPU_IMPL], "cuda": ["eager", "graph"]}
         assert case.peer["impls"] == {"cpu": ["eager"], "cuda": ["eager", "graph"]}
@@ -128,6 +129,7 @@ def test_train_case_eager_and_graph_steps_run_in_the_simulator(monkeypatch):
     import engine.models
 
     monkeypatch.setattr(cases, "TRAIN_CASES", [("tiny mlp b2", "mlp", 2)])
+    monkeypatch.setattr(cases, "DIGITS_TRAIN_CASES", [])
     monkeypatch.setattr(engine.models, "mlp", lambda dev, in_features: Sequential(
         L.Dense(in_features, 3, device=dev, seed=1)))
     (case,) = cases.train_cases(quick=False)
