@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .launch import SIMULATOR, current_stream, stream_handle
+from .launch import SIMULATOR, current_stream, record_or_run, stream_handle
 
 SOURCE = Path(__file__).resolve().parent / "cuda_c" / "gemm.cu"
 # version name (gemm's ``version=``) -> (kernel name in gemm.cu, block tile (rows, cols), threads per block)
@@ -186,4 +186,9 @@ def launch(version: str, out, a, b, m: int, n: int, k: int, alpha, beta, trans_a
     args = (ctypes.c_void_p(_pointer(out)), ctypes.c_void_p(_pointer(a)), ctypes.c_void_p(_pointer(b)),
             np.int32(m), np.int32(n), np.int32(k), np.float32(alpha), np.float32(beta), np.int32(trans_a),
             np.int32(trans_b), ctypes.c_void_p(_pointer(bias)), np.int32(has_bias), np.int32(act))
-    core_launch(core_stream, LaunchConfig(grid=grid, block=block), _kernel(name), *args)
+    config, kernel = LaunchConfig(grid=grid, block=block), _kernel(name)
+
+    def issue(buffers=(out, a, b, bias)):  # the recording holds the buffers (by pointer in args) with the graph
+        core_launch(core_stream, config, kernel, *args)
+
+    record_or_run(f"cuda_c:{name}", issue, stream=numba_stream)  # captured on a GPU, like every launch
