@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .launch import SIMULATOR, current_stream, record_or_run, stream_handle
+from .launch import SIMULATOR, current_stream, note_launch, record_or_run, stream_handle
 
 SOURCE = Path(__file__).resolve().parent / "cuda_c" / "gemm.cu"
 # version name (gemm's ``version=``) -> (kernel name in gemm.cu, block tile (rows, cols), threads per block)
@@ -192,3 +192,4 @@ def launch(version: str, out, a, b, m: int, n: int, k: int, alpha, beta, trans_a
         core_launch(core_stream, config, kernel, *args)
 
     record_or_run(f"cuda_c:{name}", issue, stream=numba_stream)  # captured on a GPU, like every launch
+    note_launch(f"cuda_c:{name}")

@@ -79,6 +79,8 @@ class GpuKernel:
         elif _is_no_stream(launch_config[2]) and _STREAM[0] is not None:
             launch_config = (launch_config[0], launch_config[1], _STREAM[0], *launch_config[3:])
         configured = self._configured(launch_config)
+        if _LAUNCHED[0] is not None:
+            _LAUNCHED[0].add(self.name)
         if _CAPTURE[0] is not None:
             return _RecordedLaunch(self, configured, launch_config)
         return configured
@@ -99,6 +101,23 @@ class GpuKernel:
 
     def __repr__(self) -> str:
         return f"GpuKernel({self.name}: {self.signature})"
+
+
+_LAUNCHED = [None]  # while track_launches() is on: the set of kernel names launched so far
+
+
+def track_launches() -> set:
+    """Start recording the name of every kernel launched from now on (``@gpu_kernel`` ones, and the CUDA C ones as
+    ``cuda_c:NAME``); returns the set that fills. Coverage taken from what ran, never from a list written by hand
+    (scripts/launch_every_kernel.py)."""
+    _LAUNCHED[0] = set()
+    return _LAUNCHED[0]
+
+
+def note_launch(name: str) -> None:
+    """Count a launch that does not go through a ``GpuKernel`` (the CUDA C kernels) in ``track_launches``."""
+    if _LAUNCHED[0] is not None:
+        _LAUNCHED[0].add(name)
 
 
 def gpu_kernel(signature: str, fastmath: bool = False, notes: str = ""):
