@@ -57,14 +57,29 @@ def _include_dirs() -> list[str]:
         found = [find_nvidia_header_directory("cudart")]
     except Exception:  # noqa: BLE001 (a system toolkit's NVRTC finds its own headers)
         found = []
-    # wmma's crt/mma.h ships with a CUDA toolkit (nvcc's), not with the pip wheels: add the system one's
+    mma = wmma_header_dir()
+    if mma is not None and mma not in found:
+        found.append(mma)
+    return [d for d in found if d]
+
+
+def wmma_header_dir() -> str | None:
+    """The include folder holding wmma's ``crt/mma.h``: pip's nvidia-cuda-crt wheel (the cuda extra installs it
+    through ``cuda-toolkit[crt]``), else a system CUDA toolkit's; None when neither is here (gemm.cu then builds
+    its SIMT twin only, and the wmma_tf32 version is missing)."""
     import glob
     import os
 
+    try:
+        import nvidia  # the namespace package of NVIDIA's wheels: one path per site-packages holding any
+
+        wheels = [d for p in nvidia.__path__ for d in sorted(glob.glob(f"{p}/cu*/include"), reverse=True)]
+    except ImportError:
+        wheels = []
     homes = [os.environ.get("CUDA_HOME", ""), os.environ.get("CUDA_PATH", ""), "/usr/local/cuda",
              *sorted(glob.glob("/usr/local/cuda-*"), reverse=True)]
-    found += [f"{h}/include" for h in homes if h and os.path.exists(f"{h}/include/crt/mma.h")][:1]
-    return [d for d in found if d]
+    candidates = [*wheels, *(f"{h}/include" for h in homes if h)]
+    return next((d for d in candidates if os.path.exists(f"{d}/crt/mma.h")), None)
 
 
 @lru_cache(maxsize=8)

@@ -142,7 +142,30 @@ def test_cuda_c_gemm_compiles_for_sm90_without_a_gpu():
     if "gemm_wmma_tf32" in found:
         tc = found["gemm_wmma_tf32"]
         assert tc["mma_instructions"] > 0 and tc["spill_stores"] == 0 and tc["f64_instructions"] == 0, tc
-    elif not gemm_cuda_c._include_dirs()[1:]:
-        pytest.skip("wmma_tf32 not built: no CUDA toolkit with crt/mma.h here")
+    elif gemm_cuda_c.wmma_header_dir() is None:
+        pytest.skip("wmma_tf32 not built: no crt/mma.h here (pip install -e '.[cuda]' brings nvidia-cuda-crt)")
     else:
-        raise AssertionError("a toolkit with crt/mma.h is here but wmma_tf32 was not built")
+        raise AssertionError("crt/mma.h is here but wmma_tf32 was not built")
+
+
+def test_wmma_kernel_builds_from_pips_headers_to_tensor_core_ptx():
+    # the cuda extra's nvidia-cuda-crt wheel alone (no system toolkit: CUDA_HOME points nowhere) gives NVRTC
+    # crt/mma.h; the TF32 kernel then compiles, in a process without the simulator, to PTX with wmma.mma
+    if _toolchain_missing():
+        pytest.skip("needs the cuda extra")
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("nvidia-cuda-crt")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("nvidia-cuda-crt not installed: pip install -e '.[cuda]'")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env.update(CUDA_HOME="/nonexistent", CUDA_PATH="/nonexistent")
+    code = ("import os, sys; from cuda_kernels import gemm_cuda_c as C; d = C.wmma_header_dir(); "
+            "assert d and '/usr/local/cuda' not in d, d; "
+            "ptx = {a: C.compile_source('ptx', a).decode() for a in ('sm_80', 'sm_90')}; "
+            "print({a: ('.entry gemm_wmma_tf32(' in t, 'wmma.mma' in t or 'mma.sync' in t) for a, t in ptx.items()})")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "{'sm_80': (True, True), 'sm_90': (True, True)}"

@@ -10,7 +10,8 @@
 // gemm_wmma_tf32: tensor cores through nvcuda::wmma, m16n16k8 TF32 fragments (sm_80+); 64x64x8 block tiles,
 //   4 warps each owning 32x32 (2x2 fragments); operands rounded to TF32 (10 mantissa bits) on their way into
 //   shared memory, float32 accumulation. Relative error against float64 ~ 2^-11 * sqrt(K) per element.
-// mma.h needs the toolkit's crt/mma.h (a system CUDA, not the pip wheels): without it only the SIMT twin is built.
+// mma.h needs crt/mma.h (pip's nvidia-cuda-crt wheel, in the cuda extra, or a system CUDA): without it only the
+// SIMT twin is built.
 #if __has_include(<crt/mma.h>)
 #include <mma.h>
 #define TILEGRAD_HAVE_WMMA 1
