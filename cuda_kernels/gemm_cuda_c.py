@@ -34,6 +34,15 @@ VERSIONS = {
     "wmma_tf32": ("gemm_wmma_tf32", (64, 64), (128, 1)),
 }
 DEFAULT_ARCH = "sm_90"
+# the oldest GPU each version runs on, and why (a version not listed runs on every target of the course: sm_75+)
+MIN_CC = {"wmma_tf32": ((8, 0), "TF32 tensor-core fragments (wmma m16n16k8 tf32) need sm_80 (A100) or newer")}
+
+
+def unsupported(version: str, cc: tuple[int, int]) -> str | None:
+    """Why ``version`` cannot run on a GPU of compute capability ``cc``, or None when it can."""
+    if version in MIN_CC and tuple(cc) < MIN_CC[version][0]:
+        return f"gemm version {version!r}: {MIN_CC[version][1]}; this GPU is sm_{cc[0]}{cc[1]}"
+    return None
 
 # ------------------------------------------------------------------------------------------------
 # Reference: gemm.py's gemm_reference (the same op; these are versions of its CUDA backend)
@@ -195,6 +204,10 @@ def launch(version: str, out, a, b, m: int, n: int, k: int, alpha, beta, trans_a
     from numba import cuda
 
     name, (tile_rows, tile_cols), block = VERSIONS[version]
+    if version in MIN_CC:  # one clear error on an older GPU, not NVRTC's missing-kernel one
+        why = unsupported(version, tuple(cuda.get_current_device().compute_capability))
+        if why:
+            raise RuntimeError(why)
     grid = (max(1, min(-(-n // tile_cols), 65535)), max(1, min(-(-m // tile_rows), 65535)))
     numba_stream = stream or current_stream() or cuda.default_stream()  # the device's stream, as every launch
     core_stream = Stream.from_handle(stream_handle(numba_stream))

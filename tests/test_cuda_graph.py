@@ -106,27 +106,27 @@ def _frozen_buffer(step, which):
 def test_freezing_any_per_step_value_is_caught(dev, monkeypatch, which, kw):
     from numba import cuda
 
-    from cuda_kernels import launch
+    from cuda_kernels import capture
 
     batches = data(4)
     model, loss_layer, opt = make(dev, steps=len(batches), **kw)
     step = CapturedStep(model, loss_layer, opt)
     frozen = []
-    original = launch._Capture.record
+    original = capture._Capture.record
 
     def record(self, name, fn, config, args):
         target = _frozen_buffer(step, which)
         if any(a is target for a in args):
-            issuing, launch._ISSUING[0] = launch._ISSUING[0], True  # past the capture's guards, as a test may
+            issuing, capture._ISSUING[0] = capture._ISSUING[0], True  # past the capture's guards, as a test may
             try:
                 copy = cuda.to_device(target.copy_to_host())
             finally:
-                launch._ISSUING[0] = issuing
+                capture._ISSUING[0] = issuing
             args = tuple(copy if a is target else a for a in args)
             frozen.append(name)
         return original(self, name, fn, config, args)
 
-    monkeypatch.setattr(launch._Capture, "record", record)
+    monkeypatch.setattr(capture._Capture, "record", record)
     for xb, yb in batches:
         step.step(xb, yb)
     assert frozen, f"no captured launch read the {which} buffer"

@@ -78,4 +78,5 @@ def test_check_finite_checks_gradients_too():
     dy[1, 1] = np.inf
     with L.check_finite(), pytest.raises(FloatingPointError) as error:
         model.backward(dy)
-    assert str(error.value) == "Dense.backward produced 0 NaN and 3 inf values in its gradient for input 0 (shape (2, 3))"
+    assert str(error.value) == ("Dense.backward produced 0 NaN and 3 inf values in its gradient for input 0 "
+                                "(shape (2, 3))")

@@ -160,7 +160,8 @@ gemm_cuda_c_double_buffered(float* C, const float* __restrict__ A, const float* 
     }
 }
 
-#ifdef TILEGRAD_HAVE_WMMA
+// TF32 wmma fragments need sm_80: an older target (sm_75, the T4) builds the SIMT twin alone (gemm_cuda_c.MIN_CC)
+#if defined(TILEGRAD_HAVE_WMMA) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
 // ---- TF32 tensor cores -------------------------------------------------------------------------------------
 #define WBM 64
 #define WBN 64
@@ -231,4 +232,4 @@ gemm_wmma_tf32(float* C, const float* __restrict__ A, const float* __restrict__ 
         }
     }
 }
-#endif  // TILEGRAD_HAVE_WMMA
+#endif  // TILEGRAD_HAVE_WMMA, sm_80+
