@@ -340,12 +340,53 @@ def train_cases(quick: bool) -> Iterator[Case]:
 
             def check():  # the first step's loss, from the untouched initial weights, against float64
                 fresh, fresh_ce = build(dev), L.SoftmaxCrossEntropy()
-                return abs(fresh_ce.forward(fresh.forward(X), y) - loss_ref) / abs(loss_ref)
+                err = abs(fresh_ce.forward(fresh.forward(X), y) - loss_ref) / abs(loss_ref)
+                if impl == "graph":  # and the replayed step against eager steps: the same parameters after N
+                    err = max(err, graph_against_eager(dev, build, x, y))
+                return err
             return run, check
 
         yield Case("train", name, {"cpu": [TRAIN_CPU_IMPL], "cuda": list(TRAIN_CUDA_IMPLS)}, setup,
                    extra={"batch": batch}, peer={"kind": "train", "model": model_name, "x": x, "y": y,
                                                  "impls": TRAIN_PEER_IMPLS_BY_DEVICE})
+
+
+GRAPH_CHECK_STEPS = 3  # the first runs eagerly and is captured; the others replay the graph
+GRAPH_CHECK_TOLERANCE = 1e-4  # float32 parameters: replays and eager steps run the same kernels on the same data
+
+
+class RowFailed(Exception):
+    """A row's check found a wrong answer: the runner reports the row as failed, with this message."""
+
+
+def graph_against_eager(dev, build, x, y, steps: int = GRAPH_CHECK_STEPS) -> float:
+    """Max relative difference between the parameters after ``steps`` captured-and-replayed steps and after as
+    many eager steps, from the same initial weights; ``RowFailed`` beyond ``GRAPH_CHECK_TOLERANCE``."""
+    import layers as L
+    import optim as O
+    from engine.cuda_graph import CapturedStep
+
+    params = []
+    for graph in (False, True):
+        model, ce = build(dev), L.SoftmaxCrossEntropy()
+        opt = O.Adam(model.parameters(), lr=1e-3)
+        captured = CapturedStep(model, ce, opt, count_correct=False) if graph else None
+        for _ in range(steps):
+            if graph:
+                captured.step(x, y)
+            else:
+                ce.forward(model.forward(dev.asarray(x)), y)
+                model.backward(ce.backward())
+                opt.step()
+        params.append(np.asarray(dev.to_numpy(model.flat.data), np.float64))
+        if graph and captured.replays != steps - 1:
+            raise RowFailed(f"the graph step replayed {captured.replays} of {steps - 1} steps")
+    eager, replayed = params
+    err = float(np.max(np.abs(replayed - eager)) / max(np.max(np.abs(eager)), 1e-30))
+    if not err <= GRAPH_CHECK_TOLERANCE:
+        raise RowFailed(f"after {steps} steps the replayed graph's parameters differ from eager ones by {err:.1e} "
+                        f"(relative; tolerance {GRAPH_CHECK_TOLERANCE:.0e})")
+    return err
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from .cases import NUMPY_BLAS, all_cases
+from .cases import NUMPY_BLAS, RowFailed, all_cases
 from .ceilings import cpu_ceilings, gpu_ceilings
 from .timing import cpu_threads, time_calls, time_interleaved
 
@@ -136,7 +136,10 @@ def _run_cases(cases, devices, config, thread_counts, rows, progress) -> None:
                         spread = spread_of(recorded.samples_ms[1:])  # the first call is the warm-up
                     else:
                         first, median, spread = _time_cuda_row(run, 20 if config.quick else 50)
-                    rows.append(_measured(case, dev_name, impl, threads, first, median, check(), spread))
+                    try:
+                        rows.append(_measured(case, dev_name, impl, threads, first, median, check(), spread))
+                    except RowFailed as failure:  # a wrong answer: the row stays, marked failed, untimed
+                        rows.append(_row(case, dev_name, impl, threads, note=f"FAILED: {failure}"))
         if config.gpu_unavailable_reason and index == next(i for i, c in enumerate(cases) if c.op == case.op):
             rows.append(_row(case, "cuda", "-", case="(all cases)", note=config.gpu_unavailable_reason))
         if config.peers and case.peer is not None:

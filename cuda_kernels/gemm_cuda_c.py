@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .launch import SIMULATOR, current_stream, stream_handle
+from .launch import SIMULATOR, current_stream, note_launch, record_or_run, stream_handle
 
 SOURCE = Path(__file__).resolve().parent / "cuda_c" / "gemm.cu"
 # version name (gemm's ``version=``) -> (kernel name in gemm.cu, block tile (rows, cols), threads per block)
@@ -34,6 +34,15 @@ VERSIONS = {
     "wmma_tf32": ("gemm_wmma_tf32", (64, 64), (128, 1)),
 }
 DEFAULT_ARCH = "sm_90"
+# the oldest GPU each version runs on, and why (a version not listed runs on every target of the course: sm_75+)
+MIN_CC = {"wmma_tf32": ((8, 0), "TF32 tensor-core fragments (wmma m16n16k8 tf32) need sm_80 (A100) or newer")}
+
+
+def unsupported(version: str, cc: tuple[int, int]) -> str | None:
+    """Why ``version`` cannot run on a GPU of compute capability ``cc``, or None when it can."""
+    if version in MIN_CC and tuple(cc) < MIN_CC[version][0]:
+        return f"gemm version {version!r}: {MIN_CC[version][1]}; this GPU is sm_{cc[0]}{cc[1]}"
+    return None
 
 # ------------------------------------------------------------------------------------------------
 # Reference: gemm.py's gemm_reference (the same op; these are versions of its CUDA backend)
@@ -57,14 +66,29 @@ def _include_dirs() -> list[str]:
         found = [find_nvidia_header_directory("cudart")]
     except Exception:  # noqa: BLE001 (a system toolkit's NVRTC finds its own headers)
         found = []
-    # wmma's crt/mma.h ships with a CUDA toolkit (nvcc's), not with the pip wheels: add the system one's
+    mma = wmma_header_dir()
+    if mma is not None and mma not in found:
+        found.append(mma)
+    return [d for d in found if d]
+
+
+def wmma_header_dir() -> str | None:
+    """The include folder holding wmma's ``crt/mma.h``: pip's nvidia-cuda-crt wheel (the cuda extra installs it
+    through ``cuda-toolkit[crt]``), else a system CUDA toolkit's; None when neither is here (gemm.cu then builds
+    its SIMT twin only, and the wmma_tf32 version is missing)."""
     import glob
     import os
 
+    try:
+        import nvidia  # the namespace package of NVIDIA's wheels: one path per site-packages holding any
+
+        wheels = [d for p in nvidia.__path__ for d in sorted(glob.glob(f"{p}/cu*/include"), reverse=True)]
+    except ImportError:
+        wheels = []
     homes = [os.environ.get("CUDA_HOME", ""), os.environ.get("CUDA_PATH", ""), "/usr/local/cuda",
              *sorted(glob.glob("/usr/local/cuda-*"), reverse=True)]
-    found += [f"{h}/include" for h in homes if h and os.path.exists(f"{h}/include/crt/mma.h")][:1]
-    return [d for d in found if d]
+    candidates = [*wheels, *(f"{h}/include" for h in homes if h)]
+    return next((d for d in candidates if os.path.exists(f"{d}/crt/mma.h")), None)
 
 
 @lru_cache(maxsize=8)
@@ -185,10 +209,20 @@ def launch(version: str, out, a, b, m: int, n: int, k: int, alpha, beta, trans_a
     if why_not:  # e.g. TF32 tensor cores on a T4: one line, not NVRTC's compile error
         raise RuntimeError(f"gemm version {why_not}")
     name, (tile_rows, tile_cols), block = VERSIONS[version]
+    if version in MIN_CC:  # one clear error on an older GPU, not NVRTC's missing-kernel one
+        why = unsupported(version, tuple(cuda.get_current_device().compute_capability))
+        if why:
+            raise RuntimeError(why)
     grid = (max(1, min(-(-n // tile_cols), 65535)), max(1, min(-(-m // tile_rows), 65535)))
     numba_stream = stream or current_stream() or cuda.default_stream()  # the device's stream, as every launch
     core_stream = Stream.from_handle(stream_handle(numba_stream))
     args = (ctypes.c_void_p(_pointer(out)), ctypes.c_void_p(_pointer(a)), ctypes.c_void_p(_pointer(b)),
             np.int32(m), np.int32(n), np.int32(k), np.float32(alpha), np.float32(beta), np.int32(trans_a),
             np.int32(trans_b), ctypes.c_void_p(_pointer(bias)), np.int32(has_bias), np.int32(act))
-    core_launch(core_stream, LaunchConfig(grid=grid, block=block), _kernel(name), *args)
+    config, kernel = LaunchConfig(grid=grid, block=block), _kernel(name)
+
+    def issue(buffers=(out, a, b, bias)):  # the recording holds the buffers (by pointer in args) with the graph
+        core_launch(core_stream, config, kernel, *args)
+
+    record_or_run(f"cuda_c:{name}", issue, stream=numba_stream)  # captured on a GPU, like every launch
+    note_launch(f"cuda_c:{name}")

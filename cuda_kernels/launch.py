@@ -79,6 +79,8 @@ class GpuKernel:
         elif _is_no_stream(launch_config[2]) and _STREAM[0] is not None:
             launch_config = (launch_config[0], launch_config[1], _STREAM[0], *launch_config[3:])
         configured = self._configured(launch_config)
+        if _LAUNCHED[0] is not None:
+            _LAUNCHED[0].add(self.name)
         if _CAPTURE[0] is not None:
             return _RecordedLaunch(self, configured, launch_config)
         return configured
@@ -102,6 +104,23 @@ class GpuKernel:
 
     def __repr__(self) -> str:
         return f"GpuKernel({self.name}: {self.signature})"
+
+
+_LAUNCHED = [None]  # while track_launches() is on: the set of kernel names launched so far
+
+
+def track_launches() -> set:
+    """Start recording the name of every kernel launched from now on (``@gpu_kernel`` ones, and the CUDA C ones as
+    ``cuda_c:NAME``); returns the set that fills. Coverage taken from what ran, never from a list written by hand
+    (scripts/launch_every_kernel.py)."""
+    _LAUNCHED[0] = set()
+    return _LAUNCHED[0]
+
+
+def note_launch(name: str) -> None:
+    """Count a launch that does not go through a ``GpuKernel`` (the CUDA C kernels) in ``track_launches``."""
+    if _LAUNCHED[0] is not None:
+        _LAUNCHED[0].add(name)
 
 
 def gpu_kernel(signature: str, fastmath: bool = False, notes: str = ""):
@@ -143,7 +162,7 @@ def is_device_array(x) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# The device's stream, and capturing a stream's launches into a graph
+# The device's stream (capturing its launches into a graph: cuda_kernels/capture.py)
 # ------------------------------------------------------------------------------------------------
 # Every launch, copy and fill the engine issues goes on one non-default stream, the device's: the legacy
 # default stream (stream 0) cannot be captured into a CUDA graph. numba-cuda's ``cuda.stream()`` is a
@@ -151,7 +170,7 @@ def is_device_array(x) -> bool:
 # ``copy_to_host()`` without a stream) waits for the device's stream and stays ordered with it.
 
 _STREAM = [None]  # the stream a launch goes on when its launcher is given none (stream=0)
-_CAPTURE = [None]  # the capture in progress (one at a time), or None
+_CAPTURE = [None]  # the capture in progress (one at a time), or None: capture.py's state, read on every launch
 
 
 def _is_no_stream(stream) -> bool:
@@ -179,164 +198,6 @@ def stream_handle(stream) -> int:
         return int(handle)  # a cuda.bindings CUstream (what shared/anchors/gpu_graph_probe.py passes)
     except TypeError:
         return int(handle.value)  # a ctypes c_void_p
-
-
-def capturing() -> bool:
-    """True while a stream's launches are being captured into a graph: nothing may allocate then, and host
-    code must not read the device (``Device.empty``/``zeros`` and ``scratch`` raise)."""
-    return _CAPTURE[0] is not None
-
-
-def check_not_capturing(what: str) -> None:
-    """Raise when ``what`` (an allocation, a host copy) is attempted inside a graph capture."""
-    if _CAPTURE[0] is not None:
-        raise RuntimeError(f"{what} during a CUDA graph capture: a captured step must allocate nothing and read "
-                           "nothing back; run one step eagerly first (it allocates every buffer), then capture")
-
-
-class _RecordedLaunch:
-    """A configured kernel inside a capture: calling it records the launch (kernel, grid, block and its
-    arguments *by value*: scalars as they are now, arrays as the buffers they point to). In the simulator
-    the recording is the graph; on a GPU the driver captures the launch itself, and the recording keeps every
-    buffer the graph uses alive for as long as the graph."""
-
-    __slots__ = ("kernel", "configured", "config")
-
-    def __init__(self, kernel, configured, config):
-        self.kernel, self.configured, self.config = kernel, configured, config
-
-    def __call__(self, *args):
-        capture = _CAPTURE[0]
-        configured = self.configured
-        if SIMULATOR:  # its kernel[config] sets the grid on the shared kernel object: set it again at each replay
-            compiled, config = self.kernel.compiled, self.config
-            configured = lambda *a: compiled[config](*a)  # noqa: E731
-        args = capture.record(self.kernel.name, configured, self.config, args)
-        if not capture.emulated:
-            self.configured(*args)  # captured by the driver, not run
-
-
-class CapturedGraph:
-    """A captured sequence of launches, replayed with ``launch()``. ``launches`` lists (kernel name, grid,
-    block) as captured; ``emulated`` is True in the simulator, where replaying runs the recorded launches one
-    by one with the recorded arguments (the semantics of a CUDA graph: arguments by value, buffers fixed)."""
-
-    def __init__(self, records, emulated: bool, stream, graph_exec=None, graph=None):
-        self.records, self.emulated, self.stream = records, emulated, stream
-        self._graph_exec, self._graph = graph_exec, graph
-
-    @property
-    def launches(self) -> list[tuple]:
-        return [(name, config[0], config[1]) for name, _, config, _ in self.records]
-
-    def launch(self) -> None:
-        """Replay the graph on the stream it was captured on (asynchronous on a GPU)."""
-        if self.emulated:
-            for _, fn, _, args in self.records:
-                fn(*args)
-            return
-        from cuda.bindings import driver
-
-        _check_driver(driver.cuGraphLaunch(self._graph_exec, stream_handle(self.stream)), "cuGraphLaunch")
-
-    def __del__(self):
-        if getattr(self, "_graph_exec", None) is not None:
-            try:
-                from cuda.bindings import driver
-
-                driver.cuGraphExecDestroy(self._graph_exec)
-                driver.cuGraphDestroy(self._graph)
-            except Exception:  # noqa: BLE001 (interpreter shutdown: the context is gone anyway)
-                pass
-
-
-def _check_driver(result, what: str):
-    err, *rest = result if isinstance(result, tuple) else (result,)
-    if not err == 0:  # as shared/anchors/gpu_graph_probe.py compares it
-        raise RuntimeError(f"{what} failed: {err}")
-    return rest[0] if len(rest) == 1 else rest
-
-
-class _Capture:
-    def __init__(self, stream):
-        self.stream, self.records, self.emulated = stream, [], SIMULATOR
-        self.deferred = None  # numba's deferred-free context, held over a real capture
-
-    def record(self, name, fn, config, args) -> tuple:
-        """Keep one launch (or stream operation) and return the arguments it runs with."""
-        args = tuple(args)
-        self.records.append((name, fn, config, args))
-        return args
-
-
-def begin_capture(stream=None) -> None:
-    """Start capturing every launch on ``stream`` (default: the device's). On a GPU this is the driver's stream
-    capture (``cuStreamBeginCapture``, thread-local mode); in the simulator, a recording of each launch."""
-    if _CAPTURE[0] is not None:
-        raise RuntimeError("a graph capture is already in progress")
-    stream = device_stream() if stream is None else stream
-    capture = _Capture(stream)
-    if not capture.emulated:
-        from cuda.bindings import driver
-
-        # numba frees device memory lazily, in batches: no cuMemFree may land inside the capture
-        capture.deferred = cuda.defer_cleanup()
-        capture.deferred.__enter__()
-        mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-        try:
-            _check_driver(driver.cuStreamBeginCapture(stream_handle(stream), mode), "cuStreamBeginCapture")
-        except BaseException:
-            capture.deferred.__exit__(None, None, None)
-            raise
-    _CAPTURE[0] = capture
-
-
-def _release(capture) -> None:
-    if capture.deferred is not None:
-        capture.deferred.__exit__(None, None, None)
-        capture.deferred = None
-
-
-def end_capture() -> CapturedGraph:
-    """Stop the capture begun by ``begin_capture`` and return the graph, instantiated and ready to launch."""
-    capture, _CAPTURE[0] = _CAPTURE[0], None
-    if capture is None:
-        raise RuntimeError("end_capture without begin_capture")
-    if capture.emulated:
-        return CapturedGraph(capture.records, True, capture.stream)
-    from cuda.bindings import driver
-
-    try:
-        graph = _check_driver(driver.cuStreamEndCapture(stream_handle(capture.stream)), "cuStreamEndCapture")
-        graph_exec = _check_driver(driver.cuGraphInstantiate(graph, 0), "cuGraphInstantiate")
-    finally:
-        _release(capture)
-    return CapturedGraph(capture.records, False, capture.stream, graph_exec, graph)
-
-
-def abort_capture() -> None:
-    """End a capture that failed part-way (its graph, if any, is discarded)."""
-    capture, _CAPTURE[0] = _CAPTURE[0], None
-    if capture is not None and not capture.emulated:
-        from cuda.bindings import driver
-
-        try:
-            result = driver.cuStreamEndCapture(stream_handle(capture.stream))
-            if result[0] == 0 and result[1] is not None:
-                driver.cuGraphDestroy(result[1])
-        finally:
-            _release(capture)
-
-
-def record_or_run(name: str, fn) -> None:
-    """Run ``fn()`` (a copy or another stream operation that is no kernel launch); inside an emulated capture,
-    record it instead, to run at each replay. On a GPU the driver captures what ``fn`` enqueues."""
-    capture = _CAPTURE[0]
-    if capture is not None:
-        capture.record(name, lambda: fn(), (None, None, capture.stream), ())
-        if capture.emulated:
-            return
-    fn()
 
 
 _SCRATCH: dict = {}
@@ -384,3 +245,19 @@ def cpu_and_gpu(fn, *, fastmath: bool = False):
     the GPU kernels. A device function keeps its own flags, not its kernel's: pass the kernel's ``fastmath``
     (without it, a division in the body stays ``div.full`` inside a fastmath kernel, not ``div.approx``)."""
     return numba.njit(inline="always")(fn), cuda.jit(device=True, fastmath=fastmath)(fn)
+
+
+# Capture lives in its own module; its names stay importable from here (``launch.begin_capture`` and the rest).
+from .capture import (  # noqa: E402, F401  (capture.py reads this module's stream: imported once it is defined)
+    CapturedGraph,
+    _RecordedLaunch,
+    abort_capture,
+    begin_capture,
+    capturing,
+    check_not_capturing,
+    check_pinned_source,
+    end_capture,
+    is_pinned,
+    record_or_run,
+    register_pinned,
+)

@@ -38,6 +38,8 @@ import numpy as np
 from layers.losses import check_loss
 from runtime.device import host_device
 
+from .staging import BatchStager
+
 
 def _first_layer(model):
     """The layer that reads the model's input: the first leaf under ``model``'s ``layers``."""
@@ -62,11 +64,9 @@ def _stateful_layers(model) -> list:
 class _ShapeStep:
     """The static buffers, the graph and the loss read-back of one batch shape."""
 
-    def __init__(self, dev, x_shape, y_shape, integer_labels: bool, id_input: bool):
-        x_dtype = np.int32 if id_input else dev.float_dtype
-        self.x_host, self.x = dev.pinned_empty(x_shape, x_dtype), dev.empty(x_shape, x_dtype)
-        y_dtype = np.int32 if integer_labels else dev.float_dtype
-        self.y_host, self.y = dev.pinned_empty(y_shape, y_dtype), dev.empty(y_shape, y_dtype)
+    def __init__(self, dev, stager: BatchStager, x_shape, y_shape, integer_labels: bool, id_input: bool):
+        self.x_host, self.x = stager.buffers("batch", x_shape, np.int32 if id_input else None)
+        self.y_host, self.y = stager.buffers("labels", y_shape, np.int32 if integer_labels else None)
         self.loss_host = dev.pinned_empty((1,))
         self.integer_labels = integer_labels
         # correct predictions are counted per sample: one integer label per row of the batch
@@ -98,6 +98,7 @@ class CapturedStep:
         self.model, self.loss_layer, self.optimizer, self.dev = model, loss_layer, optimizer, dev
         self.count_correct, self.max_graphs = bool(count_correct), int(max_graphs)
         self._shapes: dict[tuple, _ShapeStep] = {}
+        self.stager = BatchStager(dev)  # fit's eager path stages through the same class
         self._check_ids = getattr(_first_layer(model), "check_ids", None)  # an Embedding reads the input
         self.correct = dev.zeros((1,), np.int32)
         self._counted = False
@@ -110,13 +111,13 @@ class CapturedStep:
         key = (xb.shape, yb.shape, bool(self.model.training))
         entry = self._shapes.get(key)
         if entry is None:
-            entry = self._shapes[key] = _ShapeStep(self.dev, xb.shape, yb.shape, yb.dtype.kind in "iub",
+            entry = self._shapes[key] = _ShapeStep(self.dev, self.stager, xb.shape, yb.shape, yb.dtype.kind in "iub",
                                                    self._check_ids is not None)
         if self._check_ids is not None:  # ids checked on the host, since the graph reads nothing back
             entry.x_host.reshape(-1)[...] = self._check_ids(xb)
         else:
             np.copyto(entry.x_host, xb, casting="same_kind")  # the last step's copies are done: it read its loss
-        self.dev.copy_from_host(entry.x, entry.x_host)
+        self.stager.send(entry.x_host, entry.x)
         if entry.graph is None:
             return self._eager(entry, yb, capture=len(self.graphs) < self.max_graphs)
         self._stage_labels(entry, yb)
@@ -136,7 +137,7 @@ class CapturedStep:
                                  f"got [{yb.min()}, {yb.max()}]")
         else:
             np.copyto(entry.y_host, yb, casting="same_kind")
-        self.dev.copy_from_host(entry.y, entry.y_host)
+        self.stager.send(entry.y_host, entry.y)
 
     def _body(self, entry: _ShapeStep, yb=None):
         """The step's launches: what the graph captures (yb given: the eager first step, labels staged once the

@@ -16,6 +16,7 @@ from layers.losses import Loss
 
 from .data import Dataset, batches
 from .distributed import check_allreduce_options, data_fingerprint, get_world, make_reducer, model_fingerprint
+from .staging import BatchStager
 
 
 def evaluate(model, loss_layer, dataset: Dataset, batch_size: int = 256) -> dict:
@@ -84,8 +85,6 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
         raise ValueError(f"fit: epochs and batch_size must be positive, got {epochs} and {batch_size}")
     check_allreduce_options(allreduce, bucket_mb)
     if clip_grad is not None:
-        from .clipping import clip_grad_norm
-
         finite = isinstance(clip_grad, (int, float)) and not isinstance(clip_grad, bool) and math.isfinite(clip_grad)
         if not finite or clip_grad <= 0:
             raise ValueError(f"fit: clip_grad must be a positive finite number, got {clip_grad!r}")
@@ -94,7 +93,7 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
         cuda_graph = False
     dev = model.device
     history = []
-    stage, counter = _BatchStager(dev), _CorrectCounter(dev)
+    stage, counter = BatchStager(dev).stage, _CorrectCounter(dev)
     world = get_world()
     if world.distributed:
         if batch_size % world.size:
@@ -111,28 +110,15 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
         if graph_step is not None:
             graph_step.reset_correct()
         for step, (xb, yb) in enumerate(batches(train_data, batch_size, seed=seed, epoch=epoch)):
-            lo, hi = world.share(len(yb))  # the whole batch in a one-process world
-            if graph_step is not None:  # the whole step in one graph replay (its first batch of a shape: eager)
+            # three modes: the whole step as one graph replay (its first batch of a shape runs eagerly), the ranks'
+            # share with gradients averaged over them, or one eager step
+            if graph_step is not None:
                 loss = graph_step.step(xb, yb)
+            elif reducer is not None:
+                loss = _distributed_step(world, reducer, model, loss_layer, optimizer, stage, counter, xb, yb, step,
+                                         clip_grad)
             else:
-                if reducer is not None:  # backward starts each bucket's allreduce as soon as it is complete
-                    reducer.begin((hi - lo) / len(yb))
-                if hi > lo:
-                    logits = model.forward(stage(xb[lo:hi]))
-                    loss = loss_layer.forward(logits, yb[lo:hi])  # raises FloatingPointError on NaN / inf
-                    model.backward(loss_layer.backward())
-                    labels = loss_layer.last_labels if isinstance(loss_layer, Loss) else None
-                    counter.add(logits, labels, first=step == 0)
-                else:  # a final short batch can leave a rank without samples: it contributes zeros
-                    loss = 0.0
-                    dev.kernels.fill(model.flat.grad, 0.0)
-                if world.distributed:  # the global mean gradient and loss: each rank weighted by its share
-                    share = (hi - lo) / len(yb)
-                    reducer.wait()
-                    loss = world.sum(loss * share)
-                if clip_grad is not None:
-                    clip_grad_norm(optimizer, clip_grad)
-                optimizer.step()
+                loss = _eager_step(model, loss_layer, optimizer, stage(xb), yb, counter, step, clip_grad)
             seen += len(yb)
             loss_sum += loss * len(yb)
             for callback in callbacks:
@@ -158,6 +144,48 @@ def fit(model, loss_layer, optimizer, train_data: Dataset, epochs: int, batch_si
     return history
 
 
+def _eager_step(model, loss_layer, optimizer, x, yb, counter, step: int, clip_grad=None) -> float:
+    """Forward, loss (raises FloatingPointError on NaN / inf), backward, correct predictions counted, the
+    gradients clipped (``clip_grad``), update."""
+    logits = model.forward(x)
+    loss = loss_layer.forward(logits, yb)
+    model.backward(loss_layer.backward())
+    counter.add(logits, loss_layer.last_labels if isinstance(loss_layer, Loss) else None, first=step == 0)
+    _clip(optimizer, clip_grad)
+    optimizer.step()
+    return loss
+
+
+def _clip(optimizer, clip_grad) -> None:
+    if clip_grad is not None:
+        from .clipping import clip_grad_norm
+
+        clip_grad_norm(optimizer, clip_grad)
+
+
+def _distributed_step(world, reducer, model, loss_layer, optimizer, stage, counter, xb, yb, step: int,
+                      clip_grad=None) -> float:
+    """This rank's share of the global batch; backward starts each bucket's allreduce as soon as it is complete,
+    and the update waits for the global mean gradient. Returns the global mean loss (each rank weighted by its
+    share; a final short batch can leave a rank without samples: it contributes zeros)."""
+    lo, hi = world.share(len(yb))
+    share = (hi - lo) / len(yb)
+    reducer.begin(share)
+    if hi > lo:
+        logits = model.forward(stage(xb[lo:hi]))
+        loss = loss_layer.forward(logits, yb[lo:hi])
+        model.backward(loss_layer.backward())
+        counter.add(logits, loss_layer.last_labels if isinstance(loss_layer, Loss) else None, first=step == 0)
+    else:
+        loss = 0.0
+        model.device.kernels.fill(model.flat.grad, 0.0)
+    reducer.wait()
+    loss = world.sum(loss * share)
+    _clip(optimizer, clip_grad)  # the global mean gradient, the same on every rank
+    optimizer.step()
+    return loss
+
+
 def _graph_step(model, loss_layer, optimizer, cuda_graph, distributed):
     """The CapturedStep fit runs when CUDA graphs are on (see fit's ``cuda_graph``), else None."""
     dev = model.device
@@ -173,28 +201,6 @@ def _graph_step(model, loss_layer, optimizer, cuda_graph, distributed):
     from .cuda_graph import CapturedStep
 
     return CapturedStep(model, loss_layer, optimizer)
-
-
-class _BatchStager:
-    """Copies each NumPy batch into one device buffer per batch shape, reused every step, so a
-    steady-state GPU step allocates nothing (on the CPU the batch is used as it is). On a GPU the batch goes
-    through pinned host staging, copied asynchronously on the device's stream; the staging is rewritten only
-    at the next step, after that step's loss was read back (which waits for the copy)."""
-
-    def __init__(self, dev):
-        self.dev, self.buffers = dev, {}
-
-    def __call__(self, host: np.ndarray):
-        if self.dev.name != "cuda":
-            return self.dev.asarray(host)
-        host = np.asarray(host)
-        pair = self.buffers.get(host.shape)
-        if pair is None:
-            pair = self.buffers[host.shape] = (self.dev.pinned_empty(host.shape), self.dev.empty(host.shape))
-        staging, buf = pair
-        np.copyto(staging, host, casting="same_kind")
-        self.dev.copy_from_host(buf, staging)
-        return buf
 
 
 class _CorrectCounter:

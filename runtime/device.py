@@ -225,14 +225,19 @@ class Device:
         if self.name != "cuda":
             return host_empty(shape, dtype)
         self._launch.check_not_capturing("Device.pinned_empty allocating")
-        return self._cuda.pinned_array(shape, dtype)
+        staging = self._cuda.pinned_array(shape, dtype)
+        self._launch.register_pinned(staging)  # the only host source a captured copy may read
+        return staging
 
     def copy_from_host(self, out, host) -> None:
-        """out[...] = host, asynchronously on this device's stream (host: a staging array, same shape)."""
+        """out[...] = host, asynchronously on this device's stream (host: a staging array, same shape). Inside a
+        graph capture the copy is recorded and replayed with the graph, reading ``host`` again at every replay:
+        ``host`` must then come from ``pinned_empty`` (anything else raises)."""
         if self.name != "cuda":
             out[...] = host
             return
-        out.copy_to_device(host, stream=self.stream)
+        self._launch.check_pinned_source("Device.copy_from_host", host)
+        self._launch.record_or_run("copy_from_host", lambda: out.copy_to_device(host, stream=self.stream))
 
     def copy_to_host_async(self, host, array) -> None:
         """host[...] = array, enqueued on this device's stream; the values are there after

@@ -4,6 +4,7 @@ LeNet c2 forward+backward against cuDNN, and the SASS facts of each GEMM kernel 
 and 64-bit ops, local memory) from nvdisasm/cuobjdump. Writes one JSON (``--out``) and prints a table last.
 
     python3 scripts/gemm_ladder_gpu.py --out $OUT/gemm-ladder.json      # scripts/gpu_check.sh step "ladder"
+    python3 scripts/gemm_ladder_gpu.py --dry-run     # no GPU: imports the kernel layer, lists every row it would time
 
 Timing: CUDA events around each call, 3 warm-ups (the first compiles), the median of ``--repeat`` timed calls;
 inputs random, never zeros; each output checked against a float64 product (||out - ref|| / ||ref||).
@@ -26,6 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 SHAPES = [1024, 4096]
+CONV_ALGORITHMS = ("im2col", "implicit_gemm")
+
+
+def dry_run() -> int:
+    """The rows a GPU run would time, from the kernel layer's own version lists (nothing launched)."""
+    from cuda_kernels import gemm as G
+
+    for size in SHAPES:
+        versions = [v for v in (*G.CUDA_VERSIONS, *G.CUDA_C_VERSIONS) if not (v == "naive" and size > 2048)]
+        print(f"would time {size}^3: cuBLAS, cuBLAS tf32, {', '.join(versions)}")
+    print(f"would time lenet c2 fwd+bwd b64: {', '.join(CONV_ALGORITHMS)} vs cuDNN")
+    print("would read SASS facts of each numba GEMM kernel and of the CUDA C kernels (nvdisasm/cuobjdump)")
+    return 0
 
 
 def timed(fn, repeat: int) -> float:
@@ -139,7 +153,7 @@ def conv_rows(repeat: int) -> list:
     twin = Conv2D(6, 16, 5, device=Device("numpy"), seed=1)
     twin.forward(x.astype(np.float64))
     dx_ref = twin.backward(dy.astype(np.float64))
-    for algorithm in ("im2col", "implicit_gemm"):
+    for algorithm in CONV_ALGORITHMS:
         try:
             layer = Conv2D(6, 16, 5, device=dev, seed=1, algorithm=algorithm)
 
@@ -174,7 +188,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="gemm-ladder.json")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--dry-run", action="store_true", help="no GPU: list the rows a GPU run would time")
     args = parser.parse_args()
+    if args.dry_run:
+        return dry_run()
     t0 = time.time()
     rows, sass = gemm_rows(args.repeat)
     try:

@@ -13,13 +13,16 @@
 #                      transport line kept in train.log
 #   summary.json      every step's status and seconds (written last, always)
 #
-# mpi4py and an MPI library: the machine's own when `python3 -c "import mpi4py"` works; otherwise this
-# checkout's venv ones, carried to the device machine (device tool: carry=[".venv/lib/python3.11/site-packages/mpi4py",
-# ".venv/lib/mpich", ".venv/lib/libmpi.so.12", ".venv/bin/mpiexec", ".venv/bin/hydra_pmi_proxy"]; about
-# 25 MB; needs the same Python minor version, 3.11; tried here with a bare Python 3.11 and those files).
-# Without either, the script stops at once and says so in summary.json.
+# mpi4py and mpiexec, found for whatever python3 the machine has (3.12 on the GPU machines): mpi4py importable by
+# $PY, else carried in .venv/lib/python3.X/site-packages for that same 3.X; mpiexec on PATH, else the `mpich`
+# wheel's own (pip's MPICH puts it in its environment's bin folder: found through the wheel's file list), else
+# .venv/bin/mpiexec carried beside mpi4py (device tool: carry=[".venv/lib/python3.X/site-packages/mpi4py",
+# ".venv/lib/python3.X/site-packages/mpich", ".venv/lib/libmpi.so.12", ".venv/bin/mpiexec", ".venv/bin/hydra_pmi_proxy"]).
+# Without them the script stops at once and says which is missing in summary.json.
 #
-# Run through the device tool with timeout_s=480. Dry run without a GPU (the simulator): DRY_RUN=1.
+# Run through the device tool with timeout_s=480. DRY_RUN=1 rehearses it here: mpi4py and mpiexec found as on
+# the GPU machine, the MPI probe run with 2 ranks on the CPU, every other step's command listed and its files
+# and arguments checked (nothing trains).
 set -u
 cd "$(dirname "$0")/.."
 OUTDIR=${OUT:-$PWD/gpu-check-out/ranks}  # gpu-check-out/ is git-ignored
@@ -32,31 +35,37 @@ DRY=${DRY_RUN:-0}
 started=$(date +%s)
 declare -a NAMES STATUS ELAPSED
 
-if [ "$DRY" = 1 ]; then
-  export NUMBA_ENABLE_CUDASIM=1
-  DEVICE=cuda  # the simulator's cuda: the staging path only, tiny and slow
-else
-  DEVICE=cuda
-fi
+DEVICE=cuda
+[ "$DRY" = 1 ] && DEVICE=cpu  # the probe's plumbing (mpiexec, mpi4py, 2 ranks) on the CPU; the rest is listed
 
 # --- find mpi4py and mpiexec -----------------------------------------------------------------------------
+PYVER=$($PY -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+if ! $PY -c "import mpi4py" 2>/dev/null && [ -d ".venv/lib/python$PYVER/site-packages/mpi4py" ]; then
+  CARRIED=$(mktemp -d)
+  ln -s "$PWD/.venv/lib/python$PYVER/site-packages/mpi4py" "$CARRIED/mpi4py"
+  export PYTHONPATH=$PYTHONPATH:$CARRIED
+  export LD_LIBRARY_PATH=$PWD/.venv/lib:$PWD/.venv/lib/mpich${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  echo "using the carried mpi4py from .venv (python $PYVER)"
+fi
 MPIEXEC=$(command -v mpiexec || true)
-if ! $PY -c "import mpi4py" 2>/dev/null; then
-  if [ -d .venv/lib/python3.11/site-packages/mpi4py ] && $PY -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-    CARRIED=$(mktemp -d)
-    ln -s "$PWD/.venv/lib/python3.11/site-packages/mpi4py" "$CARRIED/mpi4py"
-    export PYTHONPATH=$PYTHONPATH:$CARRIED
-    export LD_LIBRARY_PATH=$PWD/.venv/lib:$PWD/.venv/lib/mpich${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    MPIEXEC=$PWD/.venv/bin/mpiexec
-    echo "using the carried mpi4py and MPICH from .venv"
-  fi
+if [ -z "$MPIEXEC" ]; then  # pip's MPICH: the mpich wheel's own mpiexec, wherever its environment's bin is
+  MPIEXEC=$($PY - <<'PY' 2>/dev/null
+import importlib.metadata as md
+files = [f for f in (md.files("mpich") or []) if f.name == "mpiexec"]
+print(files[0].locate().resolve() if files else "")
+PY
+)
 fi
 if [ -z "$MPIEXEC" ] && [ -x .venv/bin/mpiexec ]; then MPIEXEC=$PWD/.venv/bin/mpiexec; fi
-if ! $PY -c "import mpi4py" 2>/dev/null || [ -z "$MPIEXEC" ]; then
-  echo '{"error": "no mpi4py or no mpiexec on this machine, and no usable carried venv (see the script header)"}' \
+missing=""
+$PY -c "import mpi4py" 2>/dev/null || missing="mpi4py (for python $PYVER)"
+[ -n "$MPIEXEC" ] || missing="${missing:+$missing and }mpiexec (not on PATH, no mpich wheel)"
+if [ -n "$missing" ]; then
+  echo "{\"error\": \"no $missing on this machine, and no usable carried .venv (see the script header)\"}" \
     >"$OUTDIR/summary.json"
   cat "$OUTDIR/summary.json"; exit 1
 fi
+echo "mpiexec: $MPIEXEC; mpi4py $($PY -c 'import mpi4py; print(mpi4py.__version__)') on python $PYVER"
 MPI2="$MPIEXEC -n 2"
 
 step() {  # step KEY NAME LIMIT_S LOGFILE COMMAND...
@@ -66,6 +75,9 @@ step() {  # step KEY NAME LIMIT_S LOGFILE COMMAND...
   if [ "$left" -lt 20 ]; then NAMES+=("$name"); ELAPSED+=(0); STATUS+=("SKIPPED (time)"); return; fi
   [ "$limit" -gt "$left" ] && limit=$left
   echo "=== $name (limit ${limit}s) -> $log"
+  if [ "$DRY" = 1 ] && [ "$key" != mpi ]; then  # a dry run lists the command (its inputs are checked below)
+    set -- bash -c 'printf "would run:"; printf " %q" "$@"; echo' rehearse "$@"
+  fi
   timeout --signal=INT --kill-after=15 "$limit" "$@" >"$OUTDIR/$log" 2>&1
   local rc=$?
   NAMES+=("$name"); ELAPSED+=($(( $(date +%s) - t0 )))
@@ -155,6 +167,14 @@ EPOCHS=3; LIMIT=""
 [ "$DRY" = 1 ] && EPOCHS=1 && LIMIT="--limit 64"
 step train "train --model lenet, 2 ranks" 90 train.log \
   $MPI2 $PY cli.py train --model lenet --device $BIG_DEVICE --epochs $EPOCHS --batch-size 64 $LIMIT --json "$OUTDIR/train.json"
+
+# a dry run checks what the listed steps would read: the worker and the scaling module import, the CLI parses
+if [ "$DRY" = 1 ]; then
+  step mpi "rehearsal: worker, scaling module, train arguments" 60 rehearsal.log bash -c "
+    $PY -m py_compile tests/mpi_worker.py && $PY -c 'import bench.scaling' &&
+    $PY -c 'import sys, cli; print(cli.build_parser().parse_args(sys.argv[1:]))' --device cuda train --model lenet \
+      --epochs 3 --batch-size 64 --json x.json"
+fi
 
 # --- summary -------------------------------------------------------------------------------------------
 {

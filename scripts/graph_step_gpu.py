@@ -3,13 +3,15 @@
 
 1. correctness: N steps replayed from a captured graph (cosine schedule, dropout, Adam) give the parameters N
    eager steps give, on the driver's stream capture (the simulator's emulation is what CI checks);
-2. speed: ms per training step (fwd + loss + bwd + Adam, the loss read back every step) for LeNet-5 b64/b256 and
-   the MLP 784-256-256-10 b256/b1024: tilegrad eager, tilegrad graph, PyTorch eager, PyTorch graph (Adam
-   capturable, as shared/anchors/torch_graph_step.py);
+2. speed: ms per training step (fwd + loss + bwd + Adam, the loss read back every step) for LeNet-5 b256, the
+   MLP 784-256-256-10 b1024 and an LSTM (28 steps of 28 inputs, hidden 64) b256: tilegrad eager, tilegrad graph,
+   PyTorch eager, PyTorch graph (Adam capturable, as shared/anchors/torch_graph_step.py);
 3. the host cost of one launch with the device's stream (tilegrad's `fill` and `adam_step` launchers).
 
     python3 scripts/graph_step_gpu.py --out graph-step.json
+    python3 scripts/graph_step_gpu.py --dry-run      # no GPU: imports, builds each model on the CPU, lists the plan
 Prints a table last; writes every number to --out. Each part is guarded: a failure is recorded, the rest runs.
+Runs from any directory, with or without PYTHONPATH (it puts its checkout first on sys.path).
 """
 
 from __future__ import annotations
@@ -17,28 +19,56 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import traceback
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cuda_kernels.numpy_compat  # noqa: F401  (np.row_stack for numba-cuda under NumPy 2.5)
-import layers as L
-import optim as O
-from engine import Device, Sequential, models
-from engine.cuda_graph import CapturedStep
+import numpy as np  # noqa: E402
 
-CASES = [("lenet", 64), ("lenet", 256), ("mlp", 256), ("mlp", 1024)]
+import cuda_kernels.numpy_compat  # noqa: E402, F401  (np.row_stack for numba-cuda under NumPy 2.5)
+import layers as L  # noqa: E402
+import optim as O  # noqa: E402
+from engine import Device, Sequential, models  # noqa: E402
+from engine.cuda_graph import CapturedStep  # noqa: E402
+
+CASES = [("lenet", 256), ("mlp", 1024), ("lstm", 256)]  # in order of value: what a short GPU window keeps
+SHAPES = {"lenet": (1, 28, 28), "mlp": (784,), "lstm": (28, 28)}  # one sample: an image, a vector, 28 steps of 28
+EQUIVALENCE_STEPS = 30
+IMPLS = ("eager", "graph")
 
 
 def batch(name, n, rng):
-    shape = (n, 1, 28, 28) if name == "lenet" else (n, 784)
-    return rng.random(shape, dtype=np.float32), rng.integers(0, 10, n)
+    return rng.random((n, *SHAPES[name]), dtype=np.float32), rng.integers(0, 10, n)
 
 
 def make(name, dev):
-    model = models.lenet(dev) if name == "lenet" else models.mlp(dev, in_features=784)
+    model = (models.lenet(dev) if name == "lenet" else models.mlp(dev, in_features=784) if name == "mlp" else
+             models.lstm_classifier(dev, input_size=28))
     return model, L.SoftmaxCrossEntropy(), O.Adam(model.parameters(), lr=1e-3)
+
+
+def dry_run() -> int:
+    """What a GPU run would do, checked as far as the CPU allows: every model builds, every batch has its shape."""
+    rng = np.random.default_rng(1)
+    cpu = Device("cpu")
+    print(f"equivalence: {EQUIVALENCE_STEPS} replayed steps vs eager (MLP with dropout, cosine schedule, Adam)")
+    for name, n in CASES:
+        model, _, _ = make(name, cpu)
+        x, _ = batch(name, n, rng)
+        params = sum(int(np.prod(p.data.shape)) for p in model.parameters())
+        print(f"would time {name} b{n} input {x.shape} ({params} parameters): tilegrad {'/'.join(IMPLS)}, "
+              f"PyTorch {'/'.join(IMPLS)}")
+    try:
+        import torch  # noqa: F401
+
+        print("torch: importable")
+    except ImportError:
+        print("torch: not installed here (the GPU machine has it)")
+    print("would measure the host cost of one launch: fill, adam_step with scalars")
+    return 0
 
 
 def timed(fn, reps):
@@ -53,7 +83,7 @@ def timed(fn, reps):
     return statistics.median(samples)  # every step reads its loss back: synchronized
 
 
-def equivalence(dev, steps=30):
+def equivalence(dev, steps=EQUIVALENCE_STEPS):
     rng = np.random.default_rng(0)
     data = [batch("mlp", 32, rng) for _ in range(steps)]
     out = []
@@ -84,7 +114,7 @@ def tilegrad_rows(dev, reps):
     for name, n in CASES:
         rng = np.random.default_rng(1)
         x, y = batch(name, n, rng)
-        for impl in ("eager", "graph"):
+        for impl in IMPLS:
             try:
                 model, loss_layer, opt = make(name, dev)
                 if impl == "graph":
@@ -122,11 +152,19 @@ def torch_rows(reps):
     def mlp():
         return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
 
+    class LastStepLSTM(nn.Module):  # models.lstm_classifier: an LSTM, its last hidden state, a Dense
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head = nn.LSTM(28, 64, batch_first=True), nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    build = {"lenet": lenet, "mlp": mlp, "lstm": LastStepLSTM}
     rows = []
     for name, n in CASES:
-        shape = (n, 1, 28, 28) if name == "lenet" else (n, 784)
-        x, y = torch.randn(shape, device=d), torch.randint(0, 10, (n,), device=d)
-        m = (lenet if name == "lenet" else mlp)().to(d)
+        x, y = torch.randn((n, *SHAPES[name]), device=d), torch.randint(0, 10, (n,), device=d)
+        m = build[name]().to(d)
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
 
         def eager():
@@ -138,7 +176,7 @@ def torch_rows(reps):
 
         rows.append({"model": name, "batch": n, "device": "torch-cuda", "impl": "eager",
                      "ms_per_step": timed(eager, reps)})
-        m2 = (lenet if name == "lenet" else mlp)().to(d)
+        m2 = build[name]().to(d)
         opt2 = torch.optim.Adam(m2.parameters(), lr=1e-3, capturable=True)
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
@@ -186,7 +224,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="graph-step.json")
     parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--dry-run", action="store_true", help="no GPU: build the models on the CPU, list the plan")
     args = parser.parse_args()
+    if args.dry_run:
+        return dry_run()
     dev = Device("cuda")
     report = {}
     for key, fn in (("equivalence", lambda: equivalence(dev)), ("tilegrad", lambda: tilegrad_rows(dev, args.reps)),
@@ -204,7 +245,8 @@ def main():
         if isinstance(row, dict):
             print(f"{row['model']:6} {row['batch']:>5} {row['device']:11} {row['impl']:6} "
                   f"{row.get('ms_per_step', float('nan')):9.3f} {row.get('error', '')[:80]}")
+    return 0 if (report.get("equivalence") or {}).get("ok") else 1  # a wrong replay fails the step
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

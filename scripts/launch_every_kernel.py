@@ -1,9 +1,14 @@
 #!/usr/bin/env python
 """Launch every GPU kernel of the kernel layer once, at awkward shapes (primes, tile +- 1), and check
 each result against the float64 reference: the short program that compute-sanitizer's memcheck,
-racecheck and synccheck watch in scripts/gpu_check.sh. Runs in the simulator too (a dry run).
+racecheck and synccheck watch in scripts/gpu_check.sh. Runs in the simulator too (slow: every thread in Python).
 
-Exit status 1 if any result is wrong; every kernel registered must have been launched at least once.
+Coverage is taken from the launches themselves (``cuda_kernels.launch.track_launches``): every kernel registered
+with ``@gpu_kernel`` must have been launched, and on a GPU every CUDA C kernel NVRTC builds (gemm_cuda_c.VERSIONS);
+the simulator cannot run CUDA C, and says so. Exit status 1 if any result is wrong or any kernel was not launched.
+
+    python3 scripts/launch_every_kernel.py            # on a GPU, or NUMBA_ENABLE_CUDASIM=1 in the simulator
+    python3 scripts/launch_every_kernel.py --dry-run  # imports, lists the kernels a run must launch
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from cuda_kernels import KERNELS, get_backend  # noqa: E402
+from cuda_kernels import KERNELS, SIMULATOR, get_backend  # noqa: E402
 from cuda_kernels import gemm as G  # noqa: E402
+from cuda_kernels import gemm_cuda_c as CC  # noqa: E402
+from cuda_kernels import launch as LAUNCH  # noqa: E402
 from cuda_kernels import reductions as R  # noqa: E402
 from cuda_kernels.ceilings import copy_ceiling_kernel, fma_ceiling_kernel  # noqa: E402
 
 GPU, REF = get_backend("cuda"), get_backend("numpy")
 rng = np.random.default_rng(7)
 failures: list[str] = []
-launched: set[str] = set()
 
 
 def dev(a):
@@ -49,24 +55,48 @@ def r(*shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def cuda_c_unsupported(version: str) -> str | None:
+    """Why a CUDA C version cannot run here: the simulator, or a GPU older than the version needs."""
+    if SIMULATOR:
+        return "skipped: CUDA C needs a real GPU (NVRTC), the simulator runs Python only"
+    from numba import cuda
+
+    why = CC.unsupported(version, tuple(cuda.get_current_device().compute_capability))
+    return f"skipped: {why}" if why else None
+
+
+def expected_kernels() -> set[str]:
+    """Every kernel a run must launch: the registry, and the CUDA C kernels that can run here (a real GPU, new
+    enough for each)."""
+    cuda_c = {f"cuda_c:{name}" for version, (name, _, _) in CC.VERSIONS.items() if not cuda_c_unsupported(version)}
+    return set(KERNELS) | cuda_c
+
+
+def dry_run() -> int:
+    names = sorted(expected_kernels())
+    print(f"would launch and check {len(names)} kernels: {', '.join(names)}")
+    for version in CC.VERSIONS:
+        print(f"NVRTC kernel {version}: {cuda_c_unsupported(version) or 'launched on this GPU'}")
+    return 0
+
+
 def main() -> int:
     from numba import cuda
+
+    if "--dry-run" in sys.argv[1:]:
+        return dry_run()
+    launched = LAUNCH.track_launches()
 
     # GEMM: every version, transposes, epilogue, a shape straddling the 64x64 and 16x16 tiles
     m, n, k = 67, 65, 17
     a, b, bias, c0 = r(k, m), r(n, k), r(n), r(m, n)
-    for version, kernel in (("naive", "gemm_naive"), ("shared_tiled", "gemm_shared_tiled"),
-                            ("register_blocked", "gemm_register_blocked"),
-                            ("register_blocked_8x8", "gemm_register_blocked_8x8"),
-                            ("register_blocked_transposed_a", "gemm_register_blocked_transposed_a"),
-                            ("double_buffered", "gemm_double_buffered"), ("warp_tiled", "gemm_warp_tiled")):
+    for version in [v for v in G.CUDA_VERSIONS if v != "split_k"]:  # split-K below, with a K that splits
         out = dev(c0)
         GPU.gemm(out, dev(a), dev(b), 0.5, 1.0, True, True, dev(bias), "relu", version=version)
         ref = c0.astype(np.float64).copy()
         REF.gemm(ref, a.astype(np.float64), b.astype(np.float64), 0.5, 1.0, True, True, bias.astype(np.float64),
                  "relu")
         check(f"gemm {version} 67x65x17", host(out), ref)
-        launched.add(kernel)
     # split-K: K long enough for several slices, and not a multiple of the slice (the last one is short)
     m, n, k = 7, 66, 2 * G.SPLIT_K_MIN_SLICE + 37
     a, b, bias, c0 = r(k, m), r(n, k), r(n), r(m, n)
@@ -75,7 +105,6 @@ def main() -> int:
     ref = c0.astype(np.float64).copy()
     REF.gemm(ref, a.astype(np.float64), b.astype(np.float64), 0.5, 1.0, True, True, bias.astype(np.float64), "relu")
     check(f"gemm split_k {m}x{n}x{k} ({G.split_k_slices(m, n, k)} slices)", host(out), ref)
-    launched.update({"gemm_split_k_partials", "gemm_split_k_reduce"})
 
     x = r(3, 37)
     for act in ("relu", "tanh", "sigmoid"):
@@ -89,7 +118,6 @@ def main() -> int:
         ref_dx = np.empty(x.shape)
         REF.activation_backward(ref_dx, x.astype(np.float64), host(y).astype(np.float64), act)
         check(f"activation_backward {act}", host(dx), ref_dx)
-    launched.update({"activation_forward_kernel", "activation_backward_kernel"})
 
     out = dev(np.empty_like(x))
     GPU.fill(out, 3.0)
@@ -115,8 +143,6 @@ def main() -> int:
     swapped = dev(np.empty((3, 5, 7), np.float32))
     GPU.swap_leading_axes(swapped, dev(s))
     check("swap_leading_axes", host(swapped), s.transpose(1, 0, 2))
-    launched.update({"fill_kernel", "axpby_kernel", "add_kernel", "multiply_kernel", "bias_add_kernel",
-                     "dropout_forward_kernel", "swap_leading_axes_kernel"})
 
     # reductions and losses
     logits, labels = r(37, 10) * 5, rng.integers(0, 10, 37).astype(np.int32)
@@ -137,7 +163,6 @@ def main() -> int:
     sums6 = dev(np.ones(6, np.float32))
     GPU.column_sums(sums6, dev(tall), accumulate=True)
     check("column_sums (two passes, accumulate)", host(sums6), 1 + tall.astype(np.float64).sum(0))
-    launched.add("column_chunk_sums_kernel")
     arg, count = dev(np.empty(37, np.int32)), dev(np.zeros(1, np.int32))
     GPU.argmax_rows(arg, dev(logits))
     GPU.count_equal(count, arg, dev(labels))
@@ -158,10 +183,6 @@ def main() -> int:
     for version in R.SUM_VERSIONS:
         GPU.scaled_sum(loss, dev(logits.ravel()), 0.5, version=version)
         check(f"scaled_sum ({version})", host(loss), [0.5 * logits.astype(np.float64).sum()])
-    launched.update({"softmax_cross_entropy_warp_per_row_kernel", "scaled_sum_warp_shuffle_kernel"})
-    launched.update({"softmax_cross_entropy_kernel", "scaled_sum_kernel", "softmax_cross_entropy_backward_kernel",
-                     "column_sums_kernel", "argmax_rows_kernel", "count_equal_kernel", "squared_error_kernel",
-                     "mse_backward_kernel"})
 
     # convolution pieces and max-pooling (overlapping windows)
     xi, weight, bias = r(2, 3, 11, 13), r(5, 3, 3, 3), r(5)
@@ -181,7 +202,6 @@ def main() -> int:
                         weight.astype(np.float64), 2, 1)
     check("conv2d_backward dx (col2im)", host(dx), dx64)
     check("conv2d_backward dw (nchw_to_rows, gemm)", host(dw), dw64)
-    launched.update({"im2col_kernel", "col2im_kernel", "rows_to_nchw_kernel", "nchw_to_rows_kernel"})
     yi = dev(np.empty((2, 5, oh, ow), np.float32))
     GPU.conv2d_implicit_gemm_forward(yi, dev(xi), dev(weight), dev(bias), 2, 1)
     check("conv2d_implicit_gemm_forward", host(yi), y64)
@@ -191,8 +211,6 @@ def main() -> int:
     check("conv2d_implicit_gemm_backward dx", host(dxi), dx64)
     check("conv2d_implicit_gemm_backward dw", host(dwi), dw64)
     check("conv2d_implicit_gemm_backward db", host(dbi), dy.astype(np.float64).sum(axis=(0, 2, 3)))
-    launched.update({"conv_implicit_gemm_forward_kernel", "conv_implicit_gemm_dx_kernel",
-                     "conv_implicit_gemm_dweight_kernel", "conv_implicit_gemm_dweight_reduce_kernel"})
     xp = r(2, 3, 7, 9)
     yp, argp = dev(np.empty((2, 3, 3, 4), np.float32)), dev(np.empty((2, 3, 3, 4), np.int32))
     GPU.maxpool_forward(yp, argp, dev(xp), 3, 2)
@@ -204,14 +222,12 @@ def main() -> int:
     dx64 = np.empty(xp.shape)
     REF.maxpool_backward(dx64, dyp.astype(np.float64), a64, 3, 2)
     check("maxpool_backward (overlapping)", host(dxp), dx64)
-    launched.update({"maxpool_forward_kernel", "maxpool_backward_kernel"})
 
     # RNN step, batchnorm, optimizers
     h = r(5, 7)
     dpre = dev(np.empty_like(h))
     GPU.rnn_tanh_backward(dpre, dev(h), dev(h), dev(np.tanh(h)))
     check("rnn_tanh_backward", host(dpre), 2 * h.astype(np.float64) * (1 - np.tanh(h.astype(np.float64)) ** 2), 1e-3)
-    launched.add("rnn_tanh_backward_kernel")
     xb, g, be = r(3, 5, 4, 3), r(5), r(5)
     yb2, mean, inv, rm, rv = (dev(np.empty_like(xb)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32)),
                               dev(np.zeros(5, np.float32)), dev(np.ones(5, np.float32)))
@@ -220,10 +236,24 @@ def main() -> int:
     REF.batchnorm_forward_train(ref, np.empty(5), np.empty(5), np.zeros(5), np.ones(5), xb.astype(np.float64),
                                 g.astype(np.float64), be.astype(np.float64))
     check("batchnorm_forward_train", host(yb2), ref, 1e-3)
+    mean64, inv64, rm64, rv64 = np.empty(5), np.empty(5), np.zeros(5), np.ones(5)
+    REF.batchnorm_forward_train(np.empty(xb.shape), mean64, inv64, rm64, rv64, xb.astype(np.float64),
+                                g.astype(np.float64), be.astype(np.float64))
+    check("batchnorm_forward_train running stats", np.concatenate([host(rm), host(rv)]),
+          np.concatenate([rm64, rv64]), 1e-3)
     GPU.batchnorm_forward_eval(yb2, dev(xb), dev(g), dev(be), rm, rv)
-    GPU.batchnorm_backward(dev(np.empty_like(xb)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32)),
-                           dev(xb), dev(xb), mean, inv, dev(g))
-    launched.update({"batchnorm_forward_train_kernel", "batchnorm_forward_eval_kernel", "batchnorm_backward_kernel"})
+    ref = np.empty(xb.shape)
+    REF.batchnorm_forward_eval(ref, xb.astype(np.float64), g.astype(np.float64), be.astype(np.float64), rm64, rv64)
+    check("batchnorm_forward_eval", host(yb2), ref, 1e-3)
+    dyb = r(*xb.shape)
+    dxb, dgb, dbb = dev(np.empty_like(xb)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32))
+    GPU.batchnorm_backward(dxb, dgb, dbb, dev(dyb), dev(xb), mean, inv, dev(g))
+    dx64, dg64, db64 = np.empty(xb.shape), np.empty(5), np.empty(5)
+    REF.batchnorm_backward(dx64, dg64, db64, dyb.astype(np.float64), xb.astype(np.float64), mean64, inv64,
+                           g.astype(np.float64))
+    check("batchnorm_backward dx", host(dxb), dx64, 1e-3)
+    check("batchnorm_backward dgamma, dbeta", np.concatenate([host(dgb), host(dbb)]), np.concatenate([dg64, db64]),
+          1e-3)
     xl, gl, bl, dyl = r(5, 67), r(67), r(67), r(5, 67)  # 67: no multiple of a block (32 simulated, 256)
     yl, mean_l, rstd_l = dev(np.empty_like(xl)), dev(np.empty(5, np.float32)), dev(np.empty(5, np.float32))
     GPU.layernorm_forward(yl, mean_l, rstd_l, dev(xl), dev(gl), dev(bl))
@@ -237,12 +267,10 @@ def main() -> int:
                            gl.astype(np.float64))
     check("layernorm_backward dx", host(dxl), ref_dx, 1e-3)
     check("layernorm_backward dgamma", host(dgl), ref_dg, 1e-3)
-    launched.update({"layernorm_forward_kernel", "layernorm_backward_dx_kernel", "layernorm_backward_params_kernel"})
     grads = r(3 * R.REDUCE_THREADS + 5)  # several blocks of partials, the last one short
     squared = dev(np.zeros(1, np.float32))
     GPU.sum_of_squares(squared, dev(grads))
     check("sum_of_squares", host(squared), np.dot(grads.astype(np.float64), grads), 1e-5)
-    launched.add("sum_of_squares_partials_kernel")
     p, gr = r(1031), r(1031)
     for name, state in (("sgd_step", 1), ("adagrad_step", 1), ("rmsprop_step", 2), ("adam_step", 2)):
         buffers = [dev(np.zeros(1031, np.float32)) for _ in range(state)]
@@ -252,7 +280,6 @@ def main() -> int:
         getattr(GPU, name)(P, *buffers, dev(gr), 0.01, **kwargs)
         getattr(REF, name)(p64, *ref_buffers, gr.astype(np.float64), 0.01, **kwargs)
         check(name, host(P), p64)
-    launched.update({"sgd_kernel", "adagrad_kernel", "rmsprop_kernel", "adam_kernel"})
 
     # embedding: repeated ids (the backward must add them up), both backward versions
     table, ids = r(11, 37), rng.integers(0, 11, 53).astype(np.int32)
@@ -265,8 +292,6 @@ def main() -> int:
         dtable = dev(np.full((11, 37), np.nan, np.float32))
         GPU.embedding_backward(dtable, dev(dout), dev(ids), version=version)
         check(f"embedding_backward {version}", host(dtable), expected)
-    launched.update({"embedding_forward_kernel", "embedding_backward_gather_kernel", "embedding_zero_kernel",
-                     "embedding_backward_atomic_kernel"})
     # the LSTM and GRU cells: 5 rows of 37 hidden units (not a multiple of any block)
     rows, hidden = 5, 37
     for family in ("lstm", "gru"):
@@ -298,16 +323,29 @@ def main() -> int:
             check(f"{family}_cell_forward output {i}", host(g), e)
         for i, (g, e) in enumerate(zip(got_grads, grads)):
             check(f"{family}_cell_backward output {i}", host(g), e)
-        launched.update({f"{family}_cell_forward_kernel", f"{family}_cell_backward_kernel"})
 
     # the ceiling kernels (launched, not checked: they measure)
     src = dev(r(4099))
     copy_ceiling_kernel[2, 64](dev(np.empty(4099, np.float32)), src)
     fma_ceiling_kernel[1, 32](dev(np.empty(32, np.float32)), np.float32(0.5), np.float32(0.1))
-    launched.update({"copy_ceiling_kernel", "fma_ceiling_kernel"})
+
+    # the CUDA C kernels NVRTC builds (gemm.cu): a real GPU only; TF32 keeps 10 mantissa bits, hence its tolerance
+    m, n, k = 67, 65, 17
+    a, b, bias, c0 = r(m, k), r(k, n), r(n), r(m, n)
+    for version in CC.VERSIONS:
+        why = cuda_c_unsupported(version)
+        if why:
+            print(f"skip  gemm {version}: {why}")
+            continue
+        out = dev(c0)
+        GPU.gemm(out, dev(a), dev(b), 0.5, 1.0, False, False, dev(bias), "relu", version=version)
+        ref = c0.astype(np.float64).copy()
+        REF.gemm(ref, a.astype(np.float64), b.astype(np.float64), 0.5, 1.0, False, False, bias.astype(np.float64),
+                 "relu")
+        check(f"gemm {version} 67x65x17 (CUDA C)", host(out), ref, 1e-2 if "tf32" in version else 1e-4)
     cuda.synchronize()
 
-    missing = sorted(set(KERNELS) - launched)
+    missing = sorted(expected_kernels() - launched)
     if missing:
         print(f"not launched: {missing}")
         failures.append("coverage")

@@ -214,6 +214,7 @@ def test_a_language_model_trains_end_to_end_and_round_trips_a_checkpoint(tmp_pat
     np.testing.assert_array_equal(np.array(restored.forward(ids)), np.array(model.forward(ids)))
 
 
+@pytest.mark.gpu  # in the GPU tier too: the GPU machines have torch
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 def test_agrees_with_pytorch(device):
     torch = pytest.importorskip("torch")

@@ -237,9 +237,43 @@ def test_cuda_c_twin_matches_float64_reference():
     for_all("cuda", case, lambda c: run_gemm("cuda", c))
 
 
+def test_versions_that_need_a_newer_gpu_say_why():
+    from cuda_kernels import gemm_cuda_c as CC
+
+    assert CC.unsupported("wmma_tf32", (7, 5)) == ("gemm version 'wmma_tf32': TF32 tensor-core fragments (wmma "
+                                                  "m16n16k8 tf32) need sm_80 (A100) or newer; this GPU is sm_75")
+    assert CC.unsupported("wmma_tf32", (8, 0)) is None and CC.unsupported("wmma_tf32", (9, 0)) is None
+    assert CC.unsupported("cuda_c_double_buffered", (7, 5)) is None
+
+
+def _wmma_unsupported_here():
+    from numba import cuda
+
+    from cuda_kernels import gemm_cuda_c as CC
+
+    return CC.unsupported("wmma_tf32", tuple(cuda.get_current_device().compute_capability))
+
+
+@needs_real_gpu
+@pytest.mark.gpu
+def test_wmma_tf32_on_an_older_gpu_raises_the_reason():
+    why = _wmma_unsupported_here()
+    if not why:
+        pytest.skip("this GPU has TF32 tensor cores (sm_80+)")
+    a = to_backend("cuda", np.ones((4, 3), np.float32))
+    b = to_backend("cuda", np.ones((3, 5), np.float32))
+    with pytest.raises(RuntimeError) as error:
+        kernels("cuda").gemm(to_backend("cuda", np.zeros((4, 5), np.float32)), a, b, version="wmma_tf32")
+    assert str(error.value) == why
+
+
 @needs_real_gpu
 @pytest.mark.gpu
 def test_wmma_tf32_matches_float64_reference_within_tf32_error():
+    why = _wmma_unsupported_here()
+    if why:
+        pytest.skip(why)
+
     def check(c):
         rng = np.random.default_rng(c["seed"])
         m, n, k = c["m"], c["n"], c["k"]

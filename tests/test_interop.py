@@ -161,6 +161,7 @@ def test_the_cuda_array_interface_needs_a_real_gpu():
 
 
 # -- PyTorch (skipped without it) ------------------------------------------------------------------------------------
+@pytest.mark.gpu  # the PyTorch agreement tests run in the GPU tier too (the GPU machines have torch)
 def test_torch_cpu_tensors():
     torch = pytest.importorskip("torch")
     dev = Device("cpu")
@@ -185,6 +186,7 @@ def _torch_sequential_lenet(torch):
                          nn.ReLU(), nn.Linear(84, 10))
 
 
+@pytest.mark.gpu
 def test_torch_lenet_state_dict_gives_the_same_logits():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -199,6 +201,7 @@ def test_torch_lenet_state_dict_gives_the_same_logits():
     assert load_state_dict(lenet(Device("cpu")), reference) == loaded  # a module works as well as its state_dict
 
 
+@pytest.mark.gpu
 def test_torch_rnn_and_batchnorm_state_dicts_give_the_same_outputs():
     torch = pytest.importorskip("torch")
     nn = torch.nn

@@ -405,6 +405,7 @@ def test_in_a_sequential_model_with_a_checkpoint(cls, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.gpu  # in the GPU tier too: the GPU machines have torch
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_agrees_with_pytorch(kind, device):

@@ -10,7 +10,8 @@
 // gemm_wmma_tf32: tensor cores through nvcuda::wmma, m16n16k8 TF32 fragments (sm_80+); 64x64x8 block tiles,
 //   4 warps each owning 32x32 (2x2 fragments); operands rounded to TF32 (10 mantissa bits) on their way into
 //   shared memory, float32 accumulation. Relative error against float64 ~ 2^-11 * sqrt(K) per element.
-// mma.h needs the toolkit's crt/mma.h (a system CUDA, not the pip wheels): without it only the SIMT twin is built.
+// mma.h needs crt/mma.h (pip's nvidia-cuda-crt wheel, in the cuda extra, or a system CUDA): without it only the
+// SIMT twin is built.
 #if __has_include(<crt/mma.h>)
 #include <mma.h>
 #define TILEGRAD_HAVE_WMMA 1
@@ -159,7 +160,8 @@ gemm_cuda_c_double_buffered(float* C, const float* __restrict__ A, const float* 
     }
 }
 
-#ifdef TILEGRAD_HAVE_WMMA
+// TF32 wmma fragments need sm_80: an older target (sm_75, the T4) builds the SIMT twin alone (gemm_cuda_c.MIN_CC)
+#if defined(TILEGRAD_HAVE_WMMA) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
 // ---- TF32 tensor cores -------------------------------------------------------------------------------------
 #define WBM 64
 #define WBN 64
@@ -230,4 +232,4 @@ gemm_wmma_tf32(float* C, const float* __restrict__ A, const float* __restrict__ 
         }
     }
 }
-#endif  // TILEGRAD_HAVE_WMMA
+#endif  // TILEGRAD_HAVE_WMMA, sm_80+
