@@ -32,7 +32,7 @@ export COLUMNS=${COLUMNS:-220}  # rich tables in the logs: one line per row, not
 DRY=${DRY_RUN:-0}
 WINDOW=540        # seconds of GPU time this run must fit
 TOTAL_LIMIT=${TOTAL_LIMIT:-510}  # all steps together; the rest of the window is the summary and the archive
-ONLY=${ONLY:-}    # ONLY=graph,train reruns some steps (keys: versions,tests,graph,ladder,sanitizer,train)
+ONLY=${ONLY:-}    # ONLY=graph,train reruns some steps (keys: versions,tests,graph,ladder,sanitizer,train; corpus: opt-in)
 declare -a NAMES STATUS ELAPSED LIMITS
 started=$(date +%s)
 planned=0
@@ -132,6 +132,15 @@ else
   step train "train charlm on cuda" 30 train-charlm.txt $PY cli.py "${CHARLM[@]}"
 fi
 
+# 7. opt-in, a second short run (ONLY=corpus, ~4 min): compute-sanitizer and ncu on the sanitizer corpus's
+# representative cases, beside what the simulator's sanitizer finds there (scripts/sanitizer_gpu_compare.py)
+if [[ ",$ONLY," == *",corpus,"* ]]; then
+  CASES=racecheck_block_sum,racecheck_block_sum_fixed,matmul_second_barrier,scan_warp,synccheck_divergent_threads
+  CASES=$CASES,write_out_of_bounds,uninitialized_shared,transpose_tile_32x32,transpose_tile_32x33,strided_loads
+  step corpus "NVIDIA's tools on the sanitizer corpus" 240 sanitizer-corpus.log $PY scripts/sanitizer_gpu_compare.py \
+    $DRYFLAG --out "$LOGDIR" --cases "$CASES"
+fi
+
 # summary ---------------------------------------------------------------------------------------------------------
 total=$(( $(date +%s) - started ))
 {
@@ -146,7 +155,8 @@ total=$(( $(date +%s) - started ))
   grep -sE "passed|failed|tests collected" "$LOGDIR/pytest-gpu.log" | tail -1
   grep -hsE "ERROR SUMMARY|kernels launched" "$LOGDIR"/sanitizer-*.log
 } >"$LOGDIR/summary.txt"
-for f in summary.txt graph-step.json gemm-ladder.json train-lenet.json train-charlm.json train-lenet.png; do
+for f in summary.txt graph-step.json gemm-ladder.json train-lenet.json train-charlm.json train-lenet.png \
+    sanitizer-gpu-compare.json; do
   [ -f "$LOGDIR/$f" ] && cp "$LOGDIR/$f" "$OUTDIR/"
 done
 tar -czf "$OUTDIR/gpu-check-logs.tar.gz" -C "$LOGDIR" .

@@ -65,10 +65,11 @@ def expectations(path: Path) -> tuple[list, list]:
     return list(getattr(module, "EXPECT", [])), list(getattr(module, "MEMORY", []))
 
 
-def tools_for(expect: list) -> list[str]:
-    """The tools to run: the one for each expected kind; a fixed twin (nothing expected) runs all four."""
+def tools_for(expect: list, memory: list) -> list[str]:
+    """The tools to run: the one for each expected kind; a fixed twin (nothing expected) runs all four, a
+    memory-traffic case (hand counts, no bug) none: ncu alone."""
     wanted = {TOOL_FOR_KIND[f["kind"]] for f in expect}
-    return sorted(wanted) if wanted else sorted(set(TOOL_FOR_KIND.values()))
+    return sorted(wanted) if wanted or memory else sorted(set(TOOL_FOR_KIND.values()))
 
 
 def sanitizer_command(tool: str, path: Path) -> list[str]:
@@ -126,10 +127,11 @@ def main(argv=None) -> int:
     rows = []
     for path in selected:
         expect, memory = expectations(path)
-        for tool in tools_for(expect):
+        for tool in tools_for(expect, memory):
             command = sanitizer_command(tool, path)
             if args.dry_run:
-                print(" ".join(command[:4] + [path.relative_to(ROOT).as_posix()]))
+                shown = {sys.executable: "python", str(path): path.relative_to(ROOT).as_posix()}
+                print(" ".join(shown.get(word, word) for word in command))
                 continue
             status, output, seconds = run(command)
             rows.append({"case": path.stem, "tool": tool, "expected": expect, "status": status,

@@ -117,3 +117,19 @@ def test_launch_coverage_comes_from_the_launches_themselves():
     finally:
         launch._LAUNCHED[0] = None
     assert launched == {"fill_kernel"}
+
+
+def test_corpus_comparison_is_opt_in_and_its_dry_run_names_each_tool(tmp_path):
+    """ONLY=corpus: NVIDIA's tools on the sanitizer corpus, a second short run (not in the nine-minute one)."""
+    result = subprocess.run(["bash", "scripts/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=_env(DRY_RUN="1", OUT=str(tmp_path), ONLY="corpus"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert [row[0] for row in _summary_rows(result.stdout)] == ["NVIDIA's tools on the sanitizer corpus"]
+    with tarfile.open(tmp_path / "gpu-check-logs.tar.gz") as archive:
+        log = archive.extractfile("./sanitizer-corpus.log").read().decode().splitlines()
+    # a shared-memory race: racecheck
+    assert "compute-sanitizer --tool racecheck --racecheck-report all python tests/sanitizer_corpus/" \
+           "racecheck_block_sum.py" in log
+    assert any("--tool memcheck" in line and "write_out_of_bounds.py" in line for line in log)
+    assert "ncu --metrics ... tests/sanitizer_corpus/transpose_tile_32x32.py" in log
+    assert not any("compute-sanitizer" in line and "strided_loads" in line for line in log)  # traffic: ncu alone
