@@ -166,8 +166,9 @@ def _train(args) -> int:
     ranks = f" x {world.size} ranks (global batch {batch_size})" if world.distributed else ""
     console.print(f"training {args.model} on {args.dataset} ({len(train_set)} train / {len(test_set)} test) on "
                   f"{dev!r}{ranks}: {epochs - start_epoch} epochs, batch {batch_size}, {args.optimizer} "
-                  f"lr {optimizer.base_lr:g}" + (f"; {cpu_threads}" if dev.name == "cpu" else ""),
-                  markup=False, highlight=False, soft_wrap=True)
+                  f"lr {optimizer.base_lr:g}", markup=False, highlight=False, soft_wrap=True)
+    if dev.name == "cpu":  # a line of its own: the header stays within 100 columns
+        console.print(cpu_threads, markup=False, highlight=False, soft_wrap=True)
     if clip_grad:
         console.print(f"gradients clipped to a global L2 norm of {clip_grad:g} before every update",
                       markup=False, highlight=False, soft_wrap=True)
