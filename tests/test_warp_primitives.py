@@ -285,7 +285,9 @@ def test_lanes_waiting_at_different_primitives_raise():
             out[t] = cuda.shfl_sync(0xFFFFFFFF, t, 0)
 
     message = raises_quickly(divergent, 32, np.zeros(32, np.int64), match=r"never arrive")
-    assert "waits at" in message, message
+    # the first lane to judge names the other group's primitive; once those lanes have raised and ended, a lane
+    # judging later finds them exited: which message the simulator hands back depends on the threads' order
+    assert "waits at" in message or "exited" in message, message
 
 
 def test_lanes_waiting_at_syncthreads_raise():
