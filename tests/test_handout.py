@@ -34,20 +34,18 @@ def functions(path: Path) -> dict[str, list[str]]:
 
 
 def solution_blocks() -> dict[str, list[str]]:
-    """For every solution function, its lines that the stub does not have, in order."""
+    """Every solution function whose body differs from the stub's: its whole body (docstring aside), normalized."""
     blocks = {}
     for solution in sorted((TUTORIALS / "solutions").glob("*.py")):
         stub = functions(TUTORIALS / "exercises" / solution.name)
         for name, body in functions(solution).items():
-            given = set(stub.get(name, []))
-            written = [line for line in body if line not in given]
-            if written:
-                blocks[f"{solution.name}:{name}"] = written
+            if body and body != stub.get(name):
+                blocks[f"{solution.name}:{name}"] = body
     return blocks
 
 
 def leaks(folder: Path) -> list[str]:
-    """The solution functions whose written lines appear, in order and together, in a file of ``folder``."""
+    """The solution functions whose whole body appears, in order and together, in a file of ``folder``."""
     texts = ["\n".join(normalized(p.read_text(errors="replace"))) for p in folder.rglob("*")
              if p.is_file() and p.suffix in (".py", ".md", ".ipynb", ".txt", ".json")]
     found = []

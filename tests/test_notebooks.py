@@ -24,7 +24,7 @@ def generator():
 def test_every_notebook_is_generated_from_its_chapter_and_fresh():
     script = generator()
     names = [script.notebook_path(c).name for c in script.chapters()]
-    assert names == sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) and len(names) == 9
+    assert names and names == sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))  # one per chapter, no other
     assert script.stale() == [], "a chapter changed: run python scripts/notebooks.py and commit docs/notebooks"
 
 
