@@ -101,3 +101,19 @@ def _index(index) -> str:
 
 def random_array(rng, shape, scale=1.0, dtype=np.float32):
     return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def in_process(capsys, *args):
+    """``cli.main`` in this process (the quick way to test a command's errors): (exit code, stdout, stderr)."""
+    import cli
+
+    code = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line(code, err, expected=1):
+    """The one-line error a command must give: its exit status, one line, no traceback; returns the line."""
+    assert code == expected, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()

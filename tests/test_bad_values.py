@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import in_process, one_line
 
 import layers as L
 import optim as O
@@ -75,20 +76,6 @@ def test_a_float64_input_is_named_by_the_layer_not_the_kernel(layer, x):
 
 
 # --- the commands: one line naming the flag, before any work --------------------------------------------------
-
-def in_process(capsys, *args):
-    import cli
-
-    code = cli.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line(code, err, expected=1):
-    assert code == expected, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err.strip()
-
 
 @pytest.fixture
 def no_work(monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import in_process, one_line
 
 import layers as L
 import optim as O
@@ -32,20 +33,6 @@ def ckpt(tmp_path):
     model, opt = small()
     save(tmp_path / "lo.npz", model, opt, extra={"epoch": 3})
     return tmp_path / "lo.npz"
-
-
-def in_process(capsys, *args):
-    import cli
-
-    code = cli.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line(code, err, expected=1):
-    assert code == expected, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err.strip()
 
 
 @pytest.fixture

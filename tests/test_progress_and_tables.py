@@ -12,18 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support import in_process
 
 from engine.checkpoint import read
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def in_process(capsys, *args):
-    import cli
-
-    code = cli.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def env():
