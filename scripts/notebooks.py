@@ -10,8 +10,7 @@ cell that finds the tilegrad checkout it sits in (or installs
 tilegrad when there is none, as on a fresh notebook GPU) and runs CUDA kernels on the GPU when there is one,
 else in Numba's simulator; plots show inline (a chapter's `matplotlib.use("Agg")`, there for the test
 suite, is left out of the notebook). Notebooks are committed without outputs; tests/test_notebooks.py
-checks they are fresh and executes them (two chapters in the default run; all nine with
-TILEGRAD_NOTEBOOKS=all pytest tests/test_notebooks.py).
+checks they are fresh and executes every one of them (TILEGRAD_NOTEBOOKS=quick: chapters 2 and 4 only).
 """
 
 from __future__ import annotations

@@ -47,12 +47,11 @@ def test_each_notebook_starts_with_the_setup_cell():
         assert "%matplotlib inline" in source and "pip" in source, path.name
 
 
-# Every chapter's code also runs in tests/test_docs.py, so CI executes what only a notebook adds: the setup
-# cell, the kernel and inline plots, on two whole chapters (2: the simulator chosen by the setup cell; 4) and a
-# plot after the setup cell (about a minute on 2 cores). TILEGRAD_NOTEBOOKS=all executes all nine (several
-# minutes: chapters 5, 7 and 8 train models).
+# Every chapter executes as a notebook (about a minute and a half on 2 cores): the setup cell, the kernel, inline
+# plots; its code also runs in tests/test_docs.py. TILEGRAD_NOTEBOOKS=quick executes only chapters 2 (the
+# simulator chosen by the setup cell) and 4.
 ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-CI_NOTEBOOKS = ["02-first-kernel.ipynb", "04-layers-and-backward.ipynb"]
+QUICK_NOTEBOOKS = ["02-first-kernel.ipynb", "04-layers-and-backward.ipynb"]
 
 
 def execute(notebook):
@@ -70,7 +69,7 @@ def test_the_notebooks_execute_with_plots_inline():
 
     import nbformat
 
-    names = ALL if os.environ.get("TILEGRAD_NOTEBOOKS") == "all" else CI_NOTEBOOKS
+    names = QUICK_NOTEBOOKS if os.environ.get("TILEGRAD_NOTEBOOKS") == "quick" else ALL
     seconds = {}
     for name in names:
         notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -83,7 +82,7 @@ def test_the_notebooks_execute_with_plots_inline():
         if name.startswith("07-"):
             assert any("image/png" in o.get("data", {}) for o in outputs), "the optimizers' plot shows inline"
     # the setup cell's inline backend: a figure drawn after it is an image in the notebook
-    first = nbformat.read(NOTEBOOKS / CI_NOTEBOOKS[0], as_version=4)
+    first = nbformat.read(NOTEBOOKS / QUICK_NOTEBOOKS[0], as_version=4)
     plot = nbformat.v4.new_notebook(cells=[first.cells[0], nbformat.v4.new_code_cell(
         "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])")], metadata=first.metadata)
     assert any("image/png" in o.get("data", {}) for o in execute(plot)), "plots show inline"
