@@ -36,7 +36,10 @@ def run_peers(jobs: list[dict]) -> list[dict]:
         request, answer = os.path.join(folder, "jobs.pkl"), os.path.join(folder, "timings.pkl")
         with open(request, "wb") as f:
             pickle.dump(jobs, f)
-        env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+        from hardware.cpu_threads import environment_without_our_defaults
+
+        # PyTorch with its own defaults (its OpenMP reads OMP_WAIT_POLICY too): not the passive wait we chose
+        env = {k: v for k, v in environment_without_our_defaults().items() if k != "NUMBA_ENABLE_CUDASIM"}
         done = subprocess.run([sys.executable, "-m", "bench.peers", request, answer], env=env,
                               capture_output=True, text=True)
         if done.returncode != 0:

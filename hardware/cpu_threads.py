@@ -67,3 +67,11 @@ def apply_for_this_process() -> dict[str, str]:
         _SET_HERE.update(apply_thread_defaults())
         _SET_HERE["_done"] = "1"
     return {k: v for k, v in _SET_HERE.items() if k != "_done"}
+
+
+def environment_without_our_defaults(environ=None) -> dict[str, str]:
+    """A copy of ``environ`` (default ``os.environ``) without the thread defaults this process put there: what a
+    peer (PyTorch in the bench) must run under to be measured with its own defaults, not tilegrad's."""
+    environ = os.environ if environ is None else environ
+    ours = {k: v for k, v in _SET_HERE.items() if k != "_done"}
+    return {k: v for k, v in environ.items() if ours.get(k) != v}
