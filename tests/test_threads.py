@@ -239,3 +239,14 @@ def test_bench_busy_reports_each_rows_slowdown(tmp_path):
     assert "1 busy process" in result.stdout and "busy x" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 100
     assert "--busy takes a number" in one_line_error(cli("bench", "--busy", "0"))
+
+
+def test_the_pytorch_peer_runs_without_the_defaults_tilegrad_set(monkeypatch):
+    """PyTorch's OpenMP reads OMP_WAIT_POLICY too: the bench's peer gets the user's settings, never ours."""
+    from hardware import cpu_threads
+
+    monkeypatch.setattr(cpu_threads, "_SET_HERE", {"OMP_WAIT_POLICY": "PASSIVE", "_done": "1"})
+    ours = {"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/bin"}
+    assert cpu_threads.environment_without_our_defaults(ours) == {"PATH": "/bin"}
+    users = {"OMP_WAIT_POLICY": "ACTIVE", "PATH": "/bin"}  # not the value tilegrad set: the user's, kept
+    assert cpu_threads.environment_without_our_defaults(users) == users
