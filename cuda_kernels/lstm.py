@@ -42,7 +42,15 @@ from numba import cuda, float32, njit, prange, uint64
 from scipy.special import expit
 
 from .backend import get_backend, implements
-from .blas_calls import ACT_NONE, SPLIT_MIN_FLOPS, _scalars, apply_epilogue, blocks_for, gemm_blas_split, sgemm_blocked
+from .blas_calls import (
+    ACT_NONE,
+    SPLIT_MIN_FLOPS,
+    _scalars,
+    apply_epilogue,
+    gemm_blas_split,
+    k_piece_for,
+    sgemm_k_pieces,
+)
 from .checks import check_array, check_dtype_family, check_in, float_dtype
 from .cpu_tanh import sigmoid_float32, tanh_float32
 from .launch import cpu_and_gpu, gpu_kernel, launch_1d
@@ -294,14 +302,14 @@ def _lstm_cell_backward_cpu(dpre, dc_prev, dh_out, dh_next, dc_next, gates, c, c
 
 
 @njit(cache=True)
-def _lstm_sequence_forward_fused(hs, cs, gates, weight_hh, bias_hh, col_block, k_block):
+def _lstm_sequence_forward_fused(hs, cs, gates, weight_hh, bias_hh, k_piece):
     steps, n, width = gates.shape
     hidden = hs.shape[2]
     hs_flat, gates_flat, w_flat = hs.reshape(-1), gates.reshape(-1), weight_hh.reshape(-1)
     scalars = _scalars(1.0, 1.0)  # gates[t] += h_{t-1} @ W_hh^T
     for step in range(steps):
-        sgemm_blocked(gates_flat, step * n * width, width, hs_flat, step * n * hidden, hidden, w_flat, 0, hidden,
-                      n, width, hidden, False, True, scalars, col_block, k_block)
+        sgemm_k_pieces(gates_flat, step * n * width, width, hs_flat, step * n * hidden, hidden, w_flat, 0, hidden,
+                       n, width, hidden, False, True, scalars, k_piece)
         apply_epilogue(gates[step], 0, n, 0, width, bias_hh, True, ACT_NONE)
         h, c, c_prev = hs[step + 1].reshape(-1), cs[step + 1].reshape(-1), cs[step].reshape(-1)
         g = gates[step].reshape(-1)
@@ -310,7 +318,7 @@ def _lstm_sequence_forward_fused(hs, cs, gates, weight_hh, bias_hh, col_block, k
 
 
 @njit(cache=True)
-def _lstm_sequence_backward_fused(dpre, dh, dc, dys, gates, cs, weight_hh, initial_h_grad, col_block, k_block):
+def _lstm_sequence_backward_fused(dpre, dh, dc, dys, gates, cs, weight_hh, initial_h_grad, k_piece):
     steps, n, width = gates.shape
     hidden = dh.shape[1]
     dh[:] = 0.0
@@ -323,8 +331,8 @@ def _lstm_sequence_backward_fused(dpre, dh, dc, dys, gates, cs, weight_hh, initi
         for row in range(n):
             _lstm_backward_row(d, dc_flat, dy, dh_flat, dc_flat, g, c, c_prev, row, hidden)
         if step > 0 or initial_h_grad:
-            sgemm_blocked(dh_flat, 0, hidden, dpre_flat, step * n * width, width, w_flat, 0, hidden, n, hidden,
-                          width, False, False, scalars, col_block, k_block)
+            sgemm_k_pieces(dh_flat, 0, hidden, dpre_flat, step * n * width, width, w_flat, 0, hidden, n, hidden,
+                           width, False, False, scalars, k_piece)
 
 
 def _fused_pays(n, hidden, version):
@@ -354,7 +362,7 @@ def lstm_sequence_forward_cpu(hs, cs, gates, weight_hh, bias_hh, version=None):
     the threads and a prange cell per step); by default fused while a step's GEMM is small."""
     _, n, hidden = _check_sequence_forward("cpu", hs, cs, gates, weight_hh, bias_hh)
     if _fused_pays(n, hidden, version):
-        _lstm_sequence_forward_fused(hs, cs, gates, weight_hh, bias_hh, *blocks_for(GATES * hidden, hidden))
+        _lstm_sequence_forward_fused(hs, cs, gates, weight_hh, bias_hh, k_piece_for(hidden))
         return
     for step in range(gates.shape[0]):
         gemm_blas_split(gates[step], hs[step], weight_hh, 1.0, 1.0, False, True, bias_hh, ACT_NONE)
@@ -366,7 +374,7 @@ def lstm_sequence_backward_cpu(dpre, dh, dc, dys, gates, cs, weight_hh, initial_
     _, n, hidden = _check_sequence_backward("cpu", dpre, dh, dc, dys, gates, cs, weight_hh)
     if _fused_pays(n, hidden, version):
         _lstm_sequence_backward_fused(dpre, dh, dc, dys, gates, cs, weight_hh, bool(initial_h_grad),
-                                      *blocks_for(hidden, GATES * hidden))
+                                      k_piece_for(GATES * hidden))
         return
     dh[:] = 0.0
     dc[:] = 0.0

@@ -292,9 +292,9 @@ def test_wmma_tf32_matches_float64_reference_within_tf32_error():
 
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
-def test_blas_blocks_equal_one_call(trans_a, trans_b, monkeypatch):
-    # the Haswell kernels' blocks (128 columns of C, K in pieces of 128: the pieces after the first add to C)
-    # against one BLAS call, whatever BLAS this machine has: shapes that straddle 128 in n and k, beta != 0
+def test_blas_k_pieces_equal_one_call(trans_a, trans_b, monkeypatch):
+    # the Haswell kernels' K in pieces of 128 (the pieces after the first add to C) against one BLAS call,
+    # whatever BLAS this machine has: shapes that straddle 128 in k, beta != 0
     import cuda_kernels.blas_calls as blas_calls
 
     rng = np.random.default_rng(5)
@@ -309,5 +309,5 @@ def test_blas_blocks_equal_one_call(trans_a, trans_b, monkeypatch):
             blas_calls.gemm_blas_split(c, a, b, 0.5, 2.0, trans_a, trans_b, None, blas_calls.ACT_NONE)
             results[blocked] = c
         expected = 0.5 * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b) + 2.0 * c0
-        assert_close(results[True], expected, 1e-5, 1e-4, f"blocked {m}x{n}x{k}")
-        assert_close(results[True], results[False], 1e-5, 1e-4, f"blocked vs one call {m}x{n}x{k}")
+        assert_close(results[True], expected, 1e-5, 1e-4, f"K in pieces {m}x{n}x{k}")
+        assert_close(results[True], results[False], 1e-5, 1e-4, f"K in pieces vs one call {m}x{n}x{k}")

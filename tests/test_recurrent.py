@@ -212,8 +212,8 @@ def test_saturated_gates_stay_finite_and_exact(backend):
 
 SEQUENCE_VERSIONS = [pytest.param(("numpy", None, None), id="numpy"),
                      pytest.param(("cpu", "fused", False), id="cpu-fused"),
-                     pytest.param(("cpu", "fused", True), id="cpu-fused-blocked"),
-                     pytest.param(("cpu", "steps", True), id="cpu-steps-blocked"),
+                     pytest.param(("cpu", "fused", True), id="cpu-fused-k-pieces"),
+                     pytest.param(("cpu", "steps", True), id="cpu-steps-k-pieces"),
                      pytest.param(("cuda", None, None), id="cuda-sim" if simulated("cuda") else "cuda",
                                   marks=pytest.mark.gpu)]
 
@@ -221,7 +221,7 @@ SEQUENCE_VERSIONS = [pytest.param(("numpy", None, None), id="numpy"),
 @pytest.mark.parametrize("version", SEQUENCE_VERSIONS)
 def test_lstm_sequence_ops_match_the_cell_step_by_step_in_float64(version, monkeypatch):
     # the whole recurrence (forward and BPTT) against the float64 cell formulas looped here; on the CPU both
-    # versions, with and without the Haswell kernels' 128-wide blocks (4H = 132 and K = 4H straddle them)
+    # versions, with and without the Haswell kernels' K in pieces of 128 (backward's K = 4H = 132 straddles it)
     backend, cpu_version, blocked = version
     if blocked is not None:
         import cuda_kernels.blas_calls as blas_calls

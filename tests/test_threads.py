@@ -161,10 +161,10 @@ def test_info_prints_the_pool_policy_layer_and_grain():
     text = cli("info")
     assert text.returncode == 0, text.stderr[-2000:]
     flat = " ".join(text.stdout.replace("│", " ").split())
-    assert "CPU thread pool" in flat and "passive (tilegrad's default)" in flat and "1,048,576 elements" in flat
+    assert "CPU thread pool" in flat and "passive (tilegrad's default)" in flat and "262,144 elements" in flat
     data = json.loads(cli("info", "--json", OMP_WAIT_POLICY="active").stdout)
     assert data["cpu_threads"]["wait_policy"] == "active (set by the user)"
-    assert data["cpu_threads"]["parallel_grain"] == 1 << 20 and data["cpu_threads"]["threading_layer"]
+    assert data["cpu_threads"]["parallel_grain"] == 1 << 18 and data["cpu_threads"]["threading_layer"]
 
 
 # ------------------------------------------------------------------------------------------------ bench --busy
