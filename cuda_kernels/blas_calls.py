@@ -4,7 +4,9 @@ BLAS runs single-threaded (``threads.py``: its spinning pool and Numba's steal e
 ``prange`` loop here cuts C into tiles, each one single-threaded SGEMM on one of Numba's threads: one
 thread pool for the whole step. Where OpenBLAS has its small-matrix kernels (M*N*K <= 100^3: no packing,
 faster than its packed path), C is cut into tiles that take them (``small_tile_grid``); elsewhere into
-one band per thread.
+one band per thread. Where it runs its Haswell kernels (Haswell, Zen and this AMD EPYC), each call's K is
+cut further, into pieces of 128 (``sgemm_k_pieces``): those kernels ran a training step's small-batch products
+with K >= 256 at a third of their speed, and the pieces at full speed (docs/benchmarks.md).
 
 The call goes through ``numba_xxgemm``, the C helper behind Numba's ``np.dot`` (it forwards to SciPy's
 ``cython_blas.sgemm``), so the compiled functions can be cached on disk, unlike a ctypes pointer. BLAS is
@@ -63,6 +65,18 @@ def sgemm_block(c, c_offset, ldc, a, a_offset, lda, b, b_offset, ldb, m, n, k, t
             c[c_offset:].ctypes, ldc)
 
 
+@njit(cache=True)
+def sgemm_k_pieces(c, c_offset, ldc, a, a_offset, lda, b, b_offset, ldb, m, n, k, trans_a, trans_b, scalars, k_piece):
+    """sgemm_block with K in pieces at most ``k_piece`` deep, the pieces after the first adding to C (beta = 1);
+    ``k_piece >= k``: one call."""
+    accumulate = np.empty(2, np.float32)
+    accumulate[0], accumulate[1] = scalars[0], 1.0
+    for k0 in range(0, max(k, 1), k_piece):  # k == 0 still makes one call: C = beta * C
+        sgemm_block(c, c_offset, ldc, a, a_offset + (k0 * lda if trans_a else k0), lda,
+                    b, b_offset + (k0 if trans_b else k0 * ldb), ldb, m, n, min(k_piece, k - k0),
+                    trans_a, trans_b, scalars if k0 == 0 else accumulate)
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
 def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
     """C[row0:row1, col0:col1] = act(C + bias): the GEMM epilogue, on one block of C.
@@ -85,7 +99,7 @@ def apply_epilogue(c, row0, row1, col0, col1, bias, has_bias, act):
 
 
 @njit(cache=True)
-def _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols):
+def _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols, k_piece):
     """Tile ``tile`` of a grid_rows x grid_cols grid over C. Rows r0:r1 of C need rows r0:r1 of op(A) (a's
     rows, or its columns when transposed); columns c0:c1 need columns c0:c1 of op(B)."""
     m, n = c.shape
@@ -95,8 +109,9 @@ def _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, gr
     r0, r1 = i * m // grid_rows, (i + 1) * m // grid_rows
     c0, c1 = j * n // grid_cols, (j + 1) * n // grid_cols
     if r1 > r0 and c1 > c0:
-        sgemm_block(c.reshape(-1), r0 * n + c0, n, a.reshape(-1), r0 if trans_a else r0 * lda, lda,
-                    b.reshape(-1), c0 * ldb if trans_b else c0, ldb, r1 - r0, c1 - c0, k, trans_a, trans_b, scalars)
+        sgemm_k_pieces(c.reshape(-1), r0 * n + c0, n, a.reshape(-1), r0 if trans_a else r0 * lda, lda,
+                       b.reshape(-1), c0 * ldb if trans_b else c0, ldb, r1 - r0, c1 - c0, k, trans_a, trans_b, scalars,
+                       k_piece)
         if has_bias or act != ACT_NONE:
             apply_epilogue(c, r0, r1, c0, c1, bias, has_bias, act)
 
@@ -109,17 +124,17 @@ def _scalars(alpha, beta):
 
 
 @njit(cache=True)
-def _gemm_tiles_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, grid_rows, grid_cols):
+def _gemm_tiles_serial(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, grid_rows, grid_cols, k_piece):
     scalars = _scalars(alpha, beta)
     for tile in range(grid_rows * grid_cols):
-        _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols)
+        _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols, k_piece)
 
 
 @njit(parallel=True, cache=True)
-def _gemm_tiles_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, grid_rows, grid_cols):
+def _gemm_tiles_parallel(c, a, b, alpha, beta, trans_a, trans_b, bias, has_bias, act, grid_rows, grid_cols, k_piece):
     scalars = _scalars(alpha, beta)
     for tile in prange(grid_rows * grid_cols):
-        _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols)
+        _gemm_tile(c, a, b, scalars, trans_a, trans_b, bias, has_bias, act, tile, grid_rows, grid_cols, k_piece)
 
 
 def small_kernel_permits(rows: int, cols: int, k: int, trans_a: bool, trans_b: bool) -> bool:
@@ -206,7 +221,8 @@ def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
     trans_a, trans_b = bool(trans_a), bool(trans_b)
     # (numba.get_num_threads() inside the compiled function would keep it out of the disk cache)
     grid_rows, grid_cols = split_for(m, n, k, trans_a, trans_b, _threads_now())
-    args = (c, a, b, alpha, beta, trans_a, trans_b, bias if has_bias else c[0], has_bias, act, grid_rows, grid_cols)
+    args = (c, a, b, alpha, beta, trans_a, trans_b, bias if has_bias else c[0], has_bias, act, grid_rows, grid_cols,
+            k_piece_for(k))
     if grid_rows * grid_cols == 1 or 2.0 * m * n * k < SPLIT_MIN_FLOPS:
         _gemm_tiles_serial(*args)
     else:
@@ -214,13 +230,25 @@ def gemm_blas_split(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
 
 
 def gemm_blas_bands(c, a, b, alpha, beta, trans_a, trans_b, bias, act):
-    """The same, always one band per Numba thread (no small tiles): the version before them, kept to
-    measure what they gain."""
+    """The same, always one band per Numba thread, one BLAS call each (no small tiles, no K pieces): the version
+    before them, kept to measure what they gain."""
     ensure_warm()
     m, n = c.shape
+    k = a.shape[0] if trans_a else a.shape[1]
     has_bias = bias is not None
     _gemm_tiles_parallel(c, a, b, alpha, beta, bool(trans_a), bool(trans_b), bias if has_bias else c[0], has_bias,
-                         act, *_bands_along_longer_side(m, n, _threads_now()))
+                         act, *_bands_along_longer_side(m, n, _threads_now()), max(k, 1))
+
+
+# The Haswell kernels' K pieces (see the module's docstring; measured in docs/benchmarks.md). Cutting C's
+# columns into 128-wide blocks too was measured and dropped: it helped the LSTM's steps and halved the MNIST MLP's.
+K_PIECE = 128
+K_PIECE_CORES = ("Haswell", "Zen")  # OpenBLAS core types that run the Haswell SGEMM kernels
+
+
+def k_piece_for(k: int) -> int:
+    """How deep sgemm_k_pieces cuts K: 128 on the Haswell kernels, else all of K (one call)."""
+    return K_PIECE if blas_runs_haswell_kernels() else max(k, 1)
 
 
 _SMALL_KERNELS: list = []
@@ -234,12 +262,31 @@ def blas_has_small_kernels() -> bool:
         if forced in ("0", "1"):
             _SMALL_KERNELS.append(forced == "1")
         else:
-            from threadpoolctl import threadpool_info
-
-            scipy_blas = [lib for lib in threadpool_info() if lib.get("internal_api") == "openblas"
-                          and "scipy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))]
-            _SMALL_KERNELS.append(any(lib.get("architecture") in SMALL_KERNEL_CORES for lib in scipy_blas))
+            _SMALL_KERNELS.append(any(lib.get("architecture") in SMALL_KERNEL_CORES for lib in _scipy_openblas()))
     return _SMALL_KERNELS[0]
+
+
+_HASWELL_KERNELS: list = []
+
+
+def blas_runs_haswell_kernels() -> bool:
+    """Does the BLAS behind numba_xxgemm run OpenBLAS's Haswell SGEMM kernels? Read once, as
+    blas_has_small_kernels reads its core; TILEGRAD_BLAS_K_PIECES=0 or 1 overrides."""
+    if not _HASWELL_KERNELS:
+        forced = os.environ.get("TILEGRAD_BLAS_K_PIECES")
+        if forced in ("0", "1"):
+            _HASWELL_KERNELS.append(forced == "1")
+        else:
+            _HASWELL_KERNELS.append(any(lib.get("architecture") in K_PIECE_CORES for lib in _scipy_openblas()))
+    return _HASWELL_KERNELS[0]
+
+
+def _scipy_openblas() -> list:
+    """threadpoolctl's records of SciPy's OpenBLAS (the one numba_xxgemm calls)."""
+    from threadpoolctl import threadpool_info
+
+    return [lib for lib in threadpool_info() if lib.get("internal_api") == "openblas"
+            and "scipy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))]
 
 
 _WARM = []
@@ -260,5 +307,5 @@ def ensure_warm() -> None:
     numba.get_num_threads()
     one = np.ones((1, 1), np.float32)
     _gemm_tiles_serial(np.empty((1, 1), np.float32), one, one, np.float32(1), np.float32(0), False, False, one[0],
-                       False, ACT_NONE, 1, 1)
+                       False, ACT_NONE, 1, 1, 1)
     _WARM.append(True)

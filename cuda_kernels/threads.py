@@ -43,10 +43,12 @@ def _layer_priority_to_numba() -> None:
 # ------------------------------------------------------------------------------------------------
 # Small loops on the calling thread
 # ------------------------------------------------------------------------------------------------
-# Below this many elements a loop runs serially: waking the pool costs microseconds (far more when another
-# process holds a core a worker needs) and a small loop is done in less. PyTorch's at::parallel_for uses the
-# same grain (at::internal::GRAIN_SIZE). TILEGRAD_PARALLEL_GRAIN changes it (0: every loop parallel).
-DEFAULT_GRAIN = 32768
+# Below this many elements a loop runs serially: waking a passively waiting worker costs far more than
+# PyTorch's spinning pool pays for its grain of 32,768 (at::internal::GRAIN_SIZE), and far more again when
+# another process holds the core a worker needs. Measured on 2 cores (docs/benchmarks.md): a ReLU or a column
+# sum of 128k elements ran 1.3x slower on two threads than on one; training steps ran fastest from 2^18 on.
+# TILEGRAD_PARALLEL_GRAIN changes it (0: every loop parallel).
+DEFAULT_GRAIN = 1 << 18
 GRAIN_VARIABLE = "TILEGRAD_PARALLEL_GRAIN"
 
 

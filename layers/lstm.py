@@ -7,10 +7,11 @@ weight_ih (4H, I), weight_hh (4H, H), bias_ih (4H,), bias_hh (4H,): a ``torch.nn
 ``weight_ih_l0`` etc. load as they are (``layer.weight_ih.load(t.weight_ih_l0.detach().numpy())``).
 
 Internally time-major, so every x_t, h_t, c_t is a contiguous (N, features) matrix. Forward: one GEMM projects
-the inputs of all T steps at once, then per step one GEMM adds h_{t-1} W_hh^T + b_hh and one fused kernel
-(``lstm_cell_forward``) computes the gates and the new state. Backward (BPTT): per step one fused kernel
-(``lstm_cell_backward``) and one GEMM for dh_{t-1}; the weight gradients, bias gradients and dx are then
-one GEMM (or column sum) each over all T steps.
+the inputs of all T steps at once, then ``lstm_sequence_forward`` runs the steps: per step one GEMM adds
+h_{t-1} W_hh^T + b_hh and one fused kernel (``lstm_cell_forward``) computes the gates and the new state.
+Backward (BPTT): ``lstm_sequence_backward``, per step one fused kernel (``lstm_cell_backward``) and one GEMM for
+dh_{t-1}; the weight gradients, bias gradients and dx are then one GEMM (or column sum) each over all T steps.
+(On the CPU a small recurrence runs as one compiled call; on a GPU it is the same launches a step as before.)
 """
 
 from __future__ import annotations
@@ -101,9 +102,8 @@ class LSTM(GatedRecurrent):
         # the input projection of every step at once: (T*N, I) @ (I, 4H) + b_ih
         k.gemm(gates.reshape(t * n, GATES * hid), xs.reshape(t * n, i_size), self.weight_ih.data, trans_b=True,
                bias=self.bias_ih.data)
-        for step in range(t):
-            k.gemm(gates[step], hs[step], self.weight_hh.data, beta=1.0, trans_b=True, bias=self.bias_hh.data)
-            k.lstm_cell_forward(hs[step + 1], cs[step + 1], gates[step], gates[step], cs[step])
+        # then every step: gates[t] += h_{t-1} @ W_hh^T + b_hh, and the cell
+        k.lstm_sequence_forward(hs, cs, gates, self.weight_hh.data, self.bias_hh.data)
         y = self._buffer(dev, "y", (n, t, hid))
         k.swap_leading_axes(y, hs[1:])
         self._given = (h0 is not None, c0 is not None)
@@ -120,18 +120,10 @@ class LSTM(GatedRecurrent):
         dys = self._buffer(dev, "dys", (t, n, hid))
         k.swap_leading_axes(dys, dy)
         dpre = self._buffer(dev, "dpre", (t, n, GATES * hid))  # every step's, for the GEMMs after the loop
-        dh_next, dh_prev, dc_next, dc_prev = (self._buffer(dev, name, (n, hid)) for name in ("dh_a", "dh_b", "dc_a",
-                                                                                            "dc_b"))
-        k.fill(dh_next, 0.0)  # nothing flows back into the last step from the future
-        k.fill(dc_next, 0.0)
+        dh, dc = self._buffer(dev, "dh", (n, hid)), self._buffer(dev, "dc", (n, hid))  # at the end h0's, c0's gradients
         want_h0, want_c0 = self._given
-        for step in reversed(range(t)):
-            k.lstm_cell_backward(dpre[step], dc_prev, dys[step], dh_next, dc_next, gates[step], cs[step + 1],
-                                 cs[step])
-            if step or want_h0:  # dh_{-1} only when h0 was given
-                k.gemm(dh_prev, dpre[step], self.weight_hh.data)
-            dh_next, dh_prev = dh_prev, dh_next
-            dc_next, dc_prev = dc_prev, dc_next
+        # every step, last to first; dh_{-1} (one more GEMM) only when h0 was given
+        k.lstm_sequence_backward(dpre, dh, dc, dys, gates, cs, self.weight_hh.data, want_h0)
         # over all T steps at once: (4H, T*N) @ (T*N, I) and @ (T*N, H); the bias gradients are the same sums
         dpre_rows = dpre.reshape(rows, GATES * hid)
         k.gemm(self.weight_ih.grad, dpre_rows, xs.reshape(rows, i_size), trans_a=True)
@@ -141,10 +133,10 @@ class LSTM(GatedRecurrent):
         dh0 = dc0 = None
         if want_h0:
             dh0 = self._buffer(dev, "dh0", (n, hid))
-            k.scale(dh0, dh_next, 1.0)
+            k.scale(dh0, dh, 1.0)
         if want_c0:
             dc0 = self._buffer(dev, "dc0", (n, hid))
-            k.scale(dc0, dc_next, 1.0)
+            k.scale(dc0, dc, 1.0)
         self._initial_grads = (dh0, dc0)
         if not self.needs_input_grad:
             return None

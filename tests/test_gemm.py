@@ -288,3 +288,26 @@ def test_wmma_tf32_matches_float64_reference_within_tf32_error():
         assert np.linalg.norm(got - ref) <= 2e-3 * np.linalg.norm(ref) + 1e-6, c
 
     for_all("cuda", gemm_case("cuda"), check)
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_blas_k_pieces_equal_one_call(trans_a, trans_b, monkeypatch):
+    # the Haswell kernels' K in pieces of 128 (the pieces after the first add to C) against one BLAS call,
+    # whatever BLAS this machine has: shapes that straddle 128 in k, beta != 0
+    import cuda_kernels.blas_calls as blas_calls
+
+    rng = np.random.default_rng(5)
+    for m, n, k in ((3, 129, 257), (33, 128, 128), (17, 300, 129), (5, 7, 1)):
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        results = {}
+        for blocked in (False, True):
+            monkeypatch.setattr(blas_calls, "_HASWELL_KERNELS", [blocked])
+            c = c0.copy()
+            blas_calls.gemm_blas_split(c, a, b, 0.5, 2.0, trans_a, trans_b, None, blas_calls.ACT_NONE)
+            results[blocked] = c
+        expected = 0.5 * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b) + 2.0 * c0
+        assert_close(results[True], expected, 1e-5, 1e-4, f"K in pieces {m}x{n}x{k}")
+        assert_close(results[True], results[False], 1e-5, 1e-4, f"K in pieces vs one call {m}x{n}x{k}")

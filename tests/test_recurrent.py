@@ -194,7 +194,7 @@ def test_saturated_gates_stay_finite_and_exact(backend):
     # (to the CPU twin's rational tanh: 3 ulp)
     big = np.array([[-100.0, 100.0, -60.0, 60.0]], np.float32)
     k, B = kernels(backend), (lambda a: to_backend(backend, a))
-    pre = np.repeat(big, 4, axis=1)  # every gate sees the four extremes
+    pre = np.tile(big, (1, 4))  # every gate sees the four extremes
     h, c, gates = poisoned(backend, (1, 4)), poisoned(backend, (1, 4)), poisoned(backend, (1, 16))
     c_prev = np.array([[1.0, -2.0, 0.5, 0.0]], np.float32)
     k.lstm_cell_forward(h, c, gates, B(pre), B(c_prev))
@@ -202,12 +202,79 @@ def test_saturated_gates_stay_finite_and_exact(backend):
     assert_close(gates, g64, 0, 3e-7, "saturated LSTM gates")
     assert_close(c, c64, 1e-6, 3e-7, "LSTM c")
     assert_close(h, h64, 1e-6, 3e-7, "LSTM h")
-    xproj, hproj = np.repeat(big, 3, axis=1), np.repeat(big[:, ::-1].copy(), 3, axis=1) * 0.5
+    xproj, hproj = np.tile(big, (1, 3)), np.tile(big[:, ::-1], (1, 3)) * 0.5
     hg, g = poisoned(backend, (1, 4)), poisoned(backend, (1, 12))
     k.gru_cell_forward(hg, g, B(xproj), B(hproj), B(c_prev))
     h64, g64 = gru_cell64(xproj.astype(np.float64), hproj.astype(np.float64), c_prev.astype(np.float64))
     assert_close(g, g64, 0, 3e-7, "saturated GRU gates")
     assert_close(hg, h64, 1e-6, 3e-7, "GRU h")
+
+
+SEQUENCE_VERSIONS = [pytest.param(("numpy", None, None), id="numpy"),
+                     pytest.param(("cpu", "fused", False), id="cpu-fused"),
+                     pytest.param(("cpu", "fused", True), id="cpu-fused-k-pieces"),
+                     pytest.param(("cpu", "steps", True), id="cpu-steps-k-pieces"),
+                     pytest.param(("cuda", None, None), id="cuda-sim" if simulated("cuda") else "cuda",
+                                  marks=pytest.mark.gpu)]
+
+
+@pytest.mark.parametrize("version", SEQUENCE_VERSIONS)
+def test_lstm_sequence_ops_match_the_cell_step_by_step_in_float64(version, monkeypatch):
+    # the whole recurrence (forward and BPTT) against the float64 cell formulas looped here; on the CPU both
+    # versions, with and without the Haswell kernels' K in pieces of 128 (backward's K = 4H = 132 straddles it)
+    backend, cpu_version, blocked = version
+    if blocked is not None:
+        import cuda_kernels.blas_calls as blas_calls
+
+        monkeypatch.setattr(blas_calls, "_HASWELL_KERNELS", [blocked])
+    k, B = kernels(backend), (lambda a: to_backend(backend, a))
+    kw = {"version": cpu_version} if cpu_version else {}
+    sizes = [(2, 2, 3)] if simulated(backend) else [(3, 5, 33), (1, 1, 1), (4, 2, 40)]
+    for t, n, hid in sizes:
+        rng = np.random.default_rng(t * 100 + n * 10 + hid)
+        xproj, w = random_array(rng, (t, n, 4 * hid)), random_array(rng, (4 * hid, hid), 0.3)
+        b = random_array(rng, (4 * hid,))
+        h0, c0, dys = random_array(rng, (n, hid)), random_array(rng, (n, hid)), random_array(rng, (t, n, hid))
+        hs64, cs64, gates64 = [h0.astype(np.float64)], [c0.astype(np.float64)], []
+        for step in range(t):
+            h, c, g = lstm_cell64(xproj[step] + hs64[-1] @ w.T + b, cs64[-1])
+            hs64, cs64, gates64 = hs64 + [h], cs64 + [c], gates64 + [g]
+        hs, cs = np.full((t + 1, n, hid), np.nan, np.float32), np.full((t + 1, n, hid), np.nan, np.float32)
+        hs[0], cs[0] = h0, c0  # the initial states; every later row must be written
+        hs, cs = B(hs), B(cs)
+        gates = B(xproj.copy())
+        k.lstm_sequence_forward(hs, cs, gates, B(w), B(b), **kw)
+        assert_close(hs, np.stack(hs64), 2e-5, 2e-5, "hs")
+        assert_close(cs, np.stack(cs64), 2e-5, 2e-5, "cs")
+        assert_close(gates, np.stack(gates64), 2e-5, 2e-5, "gates")
+        for initial_h_grad in (True, False):
+            dh, dc, dpre = poisoned(backend, (n, hid)), poisoned(backend, (n, hid)), poisoned(backend, (t, n, 4 * hid))
+            k.lstm_sequence_backward(dpre, dh, dc, B(dys), gates, cs, B(w), initial_h_grad, **kw)
+            # from the float32 gates and states the kernels saw, as the cell test does
+            g32, c32 = to_host(gates).astype(np.float64), to_host(cs).astype(np.float64)
+            dh64, dc64, dpre64 = np.zeros((n, hid)), np.zeros((n, hid)), np.zeros((t, n, 4 * hid))
+            for step in reversed(range(t)):
+                dpre64[step], dc64 = lstm_cell_backward64(dys[step] + dh64, dc64, g32[step], c32[step + 1], c32[step])
+                dh64 = dpre64[step] @ w
+            assert_close(dpre, dpre64, 2e-5, 2e-5, "dpre")
+            assert_close(dc, dc64, 2e-5, 2e-5, "dc (c0's gradient)")
+            if initial_h_grad:
+                assert_close(dh, dh64, 2e-5, 2e-5, "dh (h0's gradient)")
+
+
+def test_sequence_ops_name_the_wrong_argument():
+    k, z = kernels("cpu"), np.float32
+    f = np.zeros
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: argument 'gates' expects a last axis of 4 \* hidden"):
+        k.lstm_sequence_forward(f((3, 2, 3), z), f((3, 2, 3), z), f((2, 2, 10), z), f((12, 3), z), f((12,), z))
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: argument 'hs' expects shape \(3, 2, 3\)"):
+        k.lstm_sequence_forward(f((2, 2, 3), z), f((3, 2, 3), z), f((2, 2, 12), z), f((12, 3), z), f((12,), z))
+    with pytest.raises(ValueError, match=r"lstm_sequence_backward: argument 'weight_hh' expects shape \(12, 3\)"):
+        k.lstm_sequence_backward(f((2, 2, 12), z), f((2, 3), z), f((2, 3), z), f((2, 2, 3), z), f((2, 2, 12), z),
+                                 f((3, 2, 3), z), f((3, 12), z))
+    with pytest.raises(ValueError, match=r"lstm_sequence: argument 'version' .*fused"):
+        k.lstm_sequence_forward(f((3, 2, 3), z), f((3, 2, 3), z), f((2, 2, 12), z), f((12, 3), z), f((12,), z),
+                                version="fast")
 
 
 def test_cell_ops_name_the_wrong_argument():

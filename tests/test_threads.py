@@ -73,9 +73,9 @@ def test_the_package_sets_its_defaults_before_numba_reads_them():
 
 def test_the_pool_runs_on_the_layer_tilegrad_put_first():
     code = ("import cuda_kernels, numpy as np; from cuda_kernels import get_backend; b = get_backend('cpu'); "
-            "x = np.ones(100_000, np.float32); out = np.empty_like(x); b.add(out, x, x); import numba; "
+            "x = np.ones(2_000_000, np.float32); out = np.empty_like(x); b.add(out, x, x); import numba; "
             "print(numba.threading_layer(), float(out.sum()))")
-    assert python(code).split() == ["omp", "200000.0"]
+    assert python(code).split() == ["omp", "4000000.0"]
 
 
 # ------------------------------------------------------------------------------------------------ grain
@@ -161,10 +161,10 @@ def test_info_prints_the_pool_policy_layer_and_grain():
     text = cli("info")
     assert text.returncode == 0, text.stderr[-2000:]
     flat = " ".join(text.stdout.replace("│", " ").split())
-    assert "CPU thread pool" in flat and "passive (tilegrad's default)" in flat and "32,768 elements" in flat
+    assert "CPU thread pool" in flat and "passive (tilegrad's default)" in flat and "262,144 elements" in flat
     data = json.loads(cli("info", "--json", OMP_WAIT_POLICY="active").stdout)
     assert data["cpu_threads"]["wait_policy"] == "active (set by the user)"
-    assert data["cpu_threads"]["parallel_grain"] == 32768 and data["cpu_threads"]["threading_layer"]
+    assert data["cpu_threads"]["parallel_grain"] == 1 << 18 and data["cpu_threads"]["threading_layer"]
 
 
 # ------------------------------------------------------------------------------------------------ bench --busy
