@@ -6,7 +6,7 @@ thread pool for the whole step. Where OpenBLAS has its small-matrix kernels (M*N
 faster than its packed path), C is cut into tiles that take them (``small_tile_grid``); elsewhere into
 one band per thread. Where it runs its Haswell kernels (Haswell, Zen and this AMD EPYC), each call's K is
 cut further, into pieces of 128 (``sgemm_k_pieces``): those kernels ran a training step's small-batch products
-with K >= 256 at a third of their speed, and the pieces at full speed (docs/benchmarks.md).
+with K >= 256 far below their speed, and the pieces at full speed (docs/benchmarks.md).
 
 The call goes through ``numba_xxgemm``, the C helper behind Numba's ``np.dot`` (it forwards to SciPy's
 ``cython_blas.sgemm``), so the compiled functions can be cached on disk, unlike a ctypes pointer. BLAS is

@@ -230,8 +230,8 @@ _backward_cpu_body, _backward_gpu_body = cpu_and_gpu(_lstm_backward_element)
 # ------------------------------------------------------------------------------------------------
 # One loop over a row's H units touching all 9 arrays stays scalar: LLVM cannot rule out that the arrays
 # overlap (``gates`` may be ``pre``) and gives up on the run-time checks for so many pointers. Split into
-# loops of one to three streams, each becomes SIMD code (tanh is the vectorizable rational of cpu_tanh.py;
-# exp is a scalar libm call either way). Arrays are flat and indices unsigned (a signed index pays
+# loops of one to three streams, each becomes SIMD code (tanh and sigmoid are cpu_tanh.py's vectorizable
+# rationals; exp would be a scalar libm call). Arrays are flat and indices unsigned (a signed index pays
 # Numba's negative-index wraparound on every access, which LLVM does not vectorize either). Fast math without
 # its no-infinities flag: a saturated gate's exp(100) is inf, and 1 / (1 + inf) must still be 0.
 FINITE_OR_NOT = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -241,7 +241,7 @@ FINITE_OR_NOT = {"nsz", "arcp", "contract", "afn", "reassoc"}
 def _lstm_forward_row(h, c, gates, pre, c_prev, row, hidden):
     """One row of lstm_cell_forward on flat arrays: the gates block by block, then c, then h. The gates are
     activated in place, after a copy from ``pre`` when it is another array: a loop from ``pre`` into ``gates``
-    when they are the same array fails LLVM's run-time overlap test and runs scalar (measured 2x slower)."""
+    when they are the same array fails LLVM's run-time overlap test and runs scalar (docs/benchmarks.md)."""
     hid = uint64(hidden)
     at, unit = uint64(row) * uint64(GATES) * hid, uint64(row) * hid
     if pre.ctypes.data != gates.ctypes.data:
@@ -301,8 +301,8 @@ def _lstm_cell_backward_cpu(dpre, dc_prev, dh_out, dh_next, dc_next, gates, c, c
 
 
 # The whole recurrence in one compiled call, on the calling thread: per step one single-threaded SGEMM and the
-# cell, with no trip back to Python (at the digits LSTM's N = 32, H = 64 a step's work is ~100 us, and the
-# Python calls, checks and dispatch around it were a third of that). Used while a step's GEMM is below
+# cell, with no trip back to Python (at the digits LSTM's size the Python calls, checks and dispatch between
+# steps took as long as a third of the steps' work: docs/benchmarks.md). Used while a step's GEMM is below
 # blas_calls.SPLIT_MIN_FLOPS (it would run on one thread anyway) or with one thread.
 
 

@@ -271,9 +271,9 @@ _adam_cpu_body, _adam_gpu_body = cpu_and_gpu(_adam_update, fastmath=True)
 # ------------------------------------------------------------------------------------------------
 # CPU twin: prange over the flat buffer, the element update inlined
 # ------------------------------------------------------------------------------------------------
-# An unsigned index and NumPy's error model make each loop SIMD code (Adam 4x faster on 19k parameters,
-# docs/benchmarks.md): a signed index pays Numba's negative-index wraparound on every access, and the
-# default error model a divide-by-zero test on every division; LLVM vectorizes neither.
+# An unsigned index and NumPy's error model make each loop SIMD code (docs/benchmarks.md measures it): a
+# signed index pays Numba's negative-index wraparound on every access, and the default error model a
+# divide-by-zero test on every division; LLVM vectorizes neither.
 
 
 @serial_below_grain

@@ -46,7 +46,7 @@ def _layer_priority_to_numba() -> None:
 # Below this many elements a loop runs serially: waking a passively waiting worker costs far more than
 # PyTorch's spinning pool pays for its grain of 32,768 (at::internal::GRAIN_SIZE), and far more again when
 # another process holds the core a worker needs. Measured on 2 cores (docs/benchmarks.md): a ReLU or a column
-# sum of 128k elements ran 1.3x slower on two threads than on one; training steps ran fastest from 2^18 on.
+# sum of 128k elements ran slower on two threads than on one; training steps ran fastest with 2^18.
 # TILEGRAD_PARALLEL_GRAIN changes it (0: every loop parallel).
 DEFAULT_GRAIN = 1 << 18
 GRAIN_VARIABLE = "TILEGRAD_PARALLEL_GRAIN"
