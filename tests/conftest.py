@@ -85,16 +85,6 @@ def pytest_configure(config):
                                 "(or `cli.py --device sim check --sanitize`)")
 
 
-def sanitizer_finding(report) -> str | None:
-    """The first error or warning of the latest launch that has one, in two lines (finding, fix), else None.
-    The latest: Hypothesis replays its smallest failing example last, so that launch is the one it reports."""
-    for launch in reversed(report.launches):
-        found = [f for f in launch.findings if f.severity != "info"]
-        if found:
-            return f"sanitizer: {found[0].one_line()}\nfix? {found[0].hint()}"
-    return None
-
-
 def lead_with(exc: BaseException, text: str) -> None:
     """Put ``text`` first in the message pytest shows for ``exc`` (its first `E` lines, which `check` prints)."""
     if isinstance(exc, pytest.fail.Exception):
@@ -117,6 +107,8 @@ def lead_with(exc: BaseException, text: str) -> None:
 def pytest_runtest_call(item):
     if not _sanitized(item):
         return (yield)
+    from support import sanitizer_finding
+
     from sanitizer import sanitize
 
     with sanitize(tools="all") as report:

@@ -117,3 +117,13 @@ def one_line(code, err, expected=1):
     assert code == expected, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     return err.strip()
+
+
+def sanitizer_finding(report) -> str | None:
+    """The first error or warning of the latest launch that has one, in two lines (finding, fix), else None.
+    The latest: Hypothesis replays its smallest failing example last, so that launch is the one it reports."""
+    for launch in reversed(report.launches):
+        found = [f for f in launch.findings if f.severity != "info"]
+        if found:
+            return f"sanitizer: {found[0].one_line()}\nfix? {found[0].hint()}"
+    return None

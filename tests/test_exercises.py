@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import for_all, mismatch, simulated
+from support import for_all, mismatch, sanitizer_finding, simulated
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = Path(os.environ.get("TILEGRAD_EXERCISES", ROOT / "docs" / "tutorials" / "exercises"))
@@ -268,28 +268,10 @@ def _body_fingerprint(py_func) -> str:
     return hashlib.sha256("".join(ast.dump(node) for node in body).encode()).hexdigest()[:16]
 
 
-def sanitizer_lead(finding: dict) -> str:
-    """The sanitizer's finding (issue 26's JSON) as the first line of a grader's failure, e.g. ``race between
-    the write at fix_racy.py:24 and the read at fix_racy.py:28 (shared memory): a barrier missing?``."""
-    at = [f"{Path(finding['file']).name}:{line}" for line in finding["lines"]]
-    space = f"{finding['space']} memory" if finding["space"] else "memory"
-    if finding["kind"] == "race":
-        first, second = {"RAW": ("write", "read"), "WAR": ("read", "write"),
-                         "WAW": ("write", "write")}.get(finding["hazard"], ("access", "access"))
-        scope = f", {finding['scope']}" if finding["scope"] else ""
-        return (f"race between the {first} at {at[0]} and the {second} at {at[-1]} ({space}{scope}): "
-                f"a barrier missing?")
-    if finding["kind"] == "barrier_divergence":
-        return (f"barrier divergence at {', '.join(at)}: some threads of a block skip (or return before) a "
-                f"syncthreads that others wait at")
-    if finding["kind"] == "out_of_bounds":
-        return f"out-of-bounds index at {at[0]} ({space})"
-    return f"read of uninitialized {space} at {at[0]}"
-
-
 def sanitized(launch):
     """Run ``launch()`` under the sanitizer when kernels run in the simulator (on a GPU: plainly) and return
-    its result and the first error or warning found (issue 26's JSON finding), or None."""
+    its result and the first error or warning found, in the two lines every grader's failure leads with
+    (``support.sanitizer_finding``: the finding, then "fix? ..."), or None."""
     import sanitizer
     from cuda_kernels import SIMULATOR
 
@@ -297,9 +279,7 @@ def sanitized(launch):
         return launch(), None
     with sanitizer.sanitize(tools="all") as report:
         result = launch()
-    errors = [f for one in report.to_json()["launches"] for f in one["findings"]
-              if f["severity"] in ("error", "warning")]
-    return result, (errors[0] if errors else None)
+    return result, sanitizer_finding(report)
 
 
 @pytest.mark.gpu
@@ -319,7 +299,7 @@ def test_fix_racy():
         shape, first = sanitized(lambda: attempt_kernel(kernel, blocks, threads, out, cuda.to_device(x)))
         what = f"fix_racy n={c['n']}\n{shape}"
         if first is not None:
-            raise AssertionError(f"{sanitizer_lead(first)}\n  e.g. {first['example']}\n{what}")
+            raise AssertionError(f"{first}\n{what}")
         close(out.copy_to_host(), expected, what, 1e-5, 1e-4 * threads)
 
     sizes = [1, threads - 1, threads, threads + 1, 2 * threads + 3]
