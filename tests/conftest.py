@@ -49,13 +49,17 @@ def _selects_gpu_tier(config) -> bool:
 # longest ones start first, longest first. A serial run loses nothing by it. Each entry is a node id or its start;
 # the minutes are in docs/benchmarks.md ("Test suite time on 2 cores"). A test missing here only costs time.
 LONGEST_FIRST = (
+    "tests/test_cuda_graph_models.py::test_twenty_replayed_steps_equal_twenty_eager_steps[implicit_gemm_conv]",
     "tests/test_every_kernel_sanitized.py",
-    "tests/test_cuda_graph_models.py",
     "tests/test_notebooks.py::test_the_notebooks_execute_with_plots_inline",
-    "tests/test_sanitize_wiring.py",
+    "tests/test_ptx.py::test_every_kernel_compiles_for_sm90",
+    "tests/test_cuda_graph_models.py",
+    "tests/test_gpu_check.py::test_launch_every_kernel_covers_every_kernel_and_checks_each",
+    "tests/test_profile.py::test_profile_command_on_the_simulator_has_host_and_gpu_columns",
+    "tests/test_ptx.py::test_kernels_compile_for_every_gpu_of_a_course",
+    "tests/test_cli.py::test_train_runs_in_the_simulator_at_a_tiny_size",
     "tests/test_grading.py",
-    "tests/test_handout.py",
-    "tests/test_sanitizer_corpus.py",
+    "tests/test_distributed.py",
 )
 
 
