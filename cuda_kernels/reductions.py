@@ -37,7 +37,10 @@ from .threads import serial_below_grain
 REDUCE_THREADS = 32 if SIMULATOR else 256  # one block; a power of two for the tree
 REDUCE_MAX_PARTIALS = 1024  # sum_of_squares' first pass: at most this many blocks, one partial each
 REDUCE_SHARED = 256
-COLUMN_TILE, ROW_STRIPES = 32, 8
+# column sums' blocks: (columns x row stripes). The simulator runs one warp of 16 x 2 (each thread is a Python
+# thread, and every Dense backward launches this kernel): its warp still reads whole 64-byte row segments and
+# folds its stripes in shared memory, as the GPU's 32 x 8 blocks do.
+COLUMN_TILE, ROW_STRIPES = (16, 2) if SIMULATOR else (32, 8)
 WARP_SIZE, FULL_MASK = 32, 0xFFFFFFFF
 SUM_VERSIONS = ("shared_tree", "warp_shuffle")
 SOFTMAX_VERSIONS = ("thread_per_row", "warp_per_row")

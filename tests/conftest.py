@@ -43,7 +43,32 @@ def _selects_gpu_tier(config) -> bool:
     return "gpu" in (config.getoption("markexpr", "") or "")
 
 
+# -- the longest tests first (for `pytest -n auto`) -------------------------------------------------------------
+# pytest-xdist's workers take the tests in this order (README's command deals them one at a time,
+# --maxschedchunk 1): a minutes-long test that started last would run alone while the other workers idle, so the
+# longest ones start first, longest first. A serial run loses nothing by it. Each entry is a node id or its start;
+# the minutes are in docs/benchmarks.md ("Test suite time on 2 cores"). A test missing here only costs time.
+LONGEST_FIRST = (
+    "tests/test_cuda_graph_models.py::test_twenty_replayed_steps_equal_twenty_eager_steps[implicit_gemm_conv]",
+    "tests/test_every_kernel_sanitized.py",
+    "tests/test_notebooks.py::test_the_notebooks_execute_with_plots_inline",
+    "tests/test_ptx.py::test_every_kernel_compiles_for_sm90",
+    "tests/test_cuda_graph_models.py",
+    "tests/test_gpu_check.py::test_launch_every_kernel_covers_every_kernel_and_checks_each",
+    "tests/test_profile.py::test_profile_command_on_the_simulator_has_host_and_gpu_columns",
+    "tests/test_ptx.py::test_kernels_compile_for_every_gpu_of_a_course",
+    "tests/test_cli.py::test_train_runs_in_the_simulator_at_a_tiny_size",
+    "tests/test_grading.py",
+    "tests/test_distributed.py",
+)
+
+
+def _longest_first_rank(item) -> int:
+    return next((i for i, start in enumerate(LONGEST_FIRST) if item.nodeid.startswith(start)), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_longest_first_rank)  # stable: every file keeps its own order
     # `pytest -m gpu` asks for real hardware: without one, say so instead of re-running the simulator,
     # unless the simulator was asked for explicitly (NUMBA_ENABLE_CUDASIM=1 pytest -m gpu).
     if REAL_GPU or SIMULATOR_ASKED_FOR or not _selects_gpu_tier(config):

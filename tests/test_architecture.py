@@ -24,7 +24,7 @@ FLOORS = [
     ("commands", {"commands"}),
     ("entry point", {"cli"}),
 ]
-FLOOR_OF = {package: level for level, (_, packages) in enumerate(FLOORS) for package in packages}
+FLOOR_OF = {package: level for level, (_, packages) in enumerate(FLOORS) for package in sorted(packages)}
 # What the layers may take from the kernel layer besides device.kernels: sizes and buffer shapes.
 LAYERS_MAY_IMPORT = {"cuda_kernels.shapes"}
 # Modules that must import nothing outside the standard library at import time.

@@ -2,9 +2,11 @@
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,10 +120,22 @@ def test_train_errors_are_one_line():
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", "--model", "lenet", "--epochs", "1000"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # imports, compilation, some epochs (1000 of them take minutes: the signal lands inside fit)
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the signal lands inside fit once an epoch line came (a fixed sleep raced the imports on a loaded machine,
+    # e.g. beside another pytest-xdist worker); 1000 epochs take minutes
+    lines = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
+    deadline, seen = time.monotonic() + 300, []
+    while not any(line.startswith("epoch ") for line in seen) and time.monotonic() < deadline and proc.poll() is None:
+        try:
+            seen.append(lines.get(timeout=1))
+        except queue.Empty:
+            pass
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    err = "".join(seen) + "".join(lines.get() for _ in range(lines.qsize()))
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
     assert (tmp_path / "interrupted-lenet.npz").exists()

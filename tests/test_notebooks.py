@@ -57,7 +57,8 @@ QUICK_NOTEBOOKS = ["02-first-kernel.ipynb", "04-layers-and-backward.ipynb"]
 def execute(notebook):
     from nbclient import NotebookClient
 
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
+    # a kernel's start waits its turn on a busy machine (another pytest-xdist worker): nbclient's default 60 s is short
+    NotebookClient(notebook, timeout=900, startup_timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
 
