@@ -33,6 +33,7 @@ from numba import cuda, float32, njit, prange
 from .backend import implements
 from .checks import INDEX, check_array, check_dtype_family, check_in, float_dtype
 from .launch import gpu_kernel, launch_1d
+from .threads import serial_below_grain
 
 CUDA_BACKWARD_VERSIONS = ("gather", "atomic")
 GATHER_MAX_WORK = 1 << 22  # V*M: a char LM's 96 x 4096 = 0.4 M is well inside; a 50k-word vocabulary is not
@@ -86,6 +87,7 @@ def embedding_backward_reference(dweight, dout, ids):
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _embedding_forward_cpu(out, weight, ids):
     m, d = out.shape
@@ -96,6 +98,7 @@ def _embedding_forward_cpu(out, weight, ids):
             dst[j] = src[j]
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _embedding_backward_cpu(dweight, dout, ids, blocks):
     """Block b of ``blocks`` owns dweight's rows [b*V/blocks, (b+1)*V/blocks): it zeroes them, then scans

@@ -27,6 +27,7 @@ from .backend import implements
 from .checks import check_array, float_dtype
 from .launch import SIMULATOR, gpu_kernel, launch_1d
 from .reductions import REDUCE_SHARED, _fold_block
+from .threads import serial_below_grain
 
 LN_THREADS = 32 if SIMULATOR else 256  # a power of two (the tree), at most REDUCE_SHARED
 LN_MAX_BLOCKS = 2 if SIMULATOR else 4096
@@ -79,6 +80,7 @@ def layernorm_backward_reference(dx, dgamma, dbeta, dy, x, mean, rstd, gamma):
 # ------------------------------------------------------------------------------------------------
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _ln_forward_cpu(y, mean, rstd, x, gamma, beta, eps):
     rows, d = x.shape
@@ -97,6 +99,7 @@ def _ln_forward_cpu(y, mean, rstd, x, gamma, beta, eps):
         mean[i], rstd[i] = mu, inv
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _ln_backward_dx_cpu(dx, dy, x, mean, rstd, gamma):
     rows, d = x.shape
@@ -114,6 +117,7 @@ def _ln_backward_dx_cpu(dx, dy, x, mean, rstd, gamma):
             dx[i, j] = k * (d * dy[i, j] * gamma[j] - sum_g - xhat * sum_g_xhat)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True, fastmath=True)
 def _ln_backward_params_cpu(dgamma, dbeta, dy, x, mean, rstd):
     rows, d = x.shape

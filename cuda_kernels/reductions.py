@@ -382,6 +382,7 @@ def count_equal_cpu(out, a, b, accumulate=False):
     out[0] = np.count_nonzero(a == b) + (out[0] if accumulate else 0)
 
 
+@serial_below_grain
 @njit(parallel=True, cache=True)
 def _sum_of_squares_cpu(x):
     total = np.float64(0.0)  # a prange reduction: each thread's partial, then their sum; float64 costs nothing
