@@ -257,13 +257,7 @@ _SMALL_KERNELS: list = []
 def blas_has_small_kernels() -> bool:
     """Does the BLAS behind numba_xxgemm (SciPy's OpenBLAS) have the small-matrix kernels? Read once, from
     threadpoolctl's report of the library's core type; TILEGRAD_BLAS_SMALL_TILES=0 or 1 overrides."""
-    if not _SMALL_KERNELS:
-        forced = os.environ.get("TILEGRAD_BLAS_SMALL_TILES")
-        if forced in ("0", "1"):
-            _SMALL_KERNELS.append(forced == "1")
-        else:
-            _SMALL_KERNELS.append(any(lib.get("architecture") in SMALL_KERNEL_CORES for lib in _scipy_openblas()))
-    return _SMALL_KERNELS[0]
+    return _blas_core_is(_SMALL_KERNELS, "TILEGRAD_BLAS_SMALL_TILES", SMALL_KERNEL_CORES)
 
 
 _HASWELL_KERNELS: list = []
@@ -272,21 +266,23 @@ _HASWELL_KERNELS: list = []
 def blas_runs_haswell_kernels() -> bool:
     """Does the BLAS behind numba_xxgemm run OpenBLAS's Haswell SGEMM kernels? Read once, as
     blas_has_small_kernels reads its core; TILEGRAD_BLAS_K_PIECES=0 or 1 overrides."""
-    if not _HASWELL_KERNELS:
-        forced = os.environ.get("TILEGRAD_BLAS_K_PIECES")
+    return _blas_core_is(_HASWELL_KERNELS, "TILEGRAD_BLAS_K_PIECES", K_PIECE_CORES)
+
+
+def _blas_core_is(answer: list, override: str, cores: tuple) -> bool:
+    """Whether SciPy's OpenBLAS (the one numba_xxgemm calls) runs one of ``cores``, from threadpoolctl's report,
+    read once into ``answer``; the environment variable ``override`` set to 0 or 1 decides instead."""
+    if not answer:
+        forced = os.environ.get(override)
         if forced in ("0", "1"):
-            _HASWELL_KERNELS.append(forced == "1")
+            answer.append(forced == "1")
         else:
-            _HASWELL_KERNELS.append(any(lib.get("architecture") in K_PIECE_CORES for lib in _scipy_openblas()))
-    return _HASWELL_KERNELS[0]
+            from threadpoolctl import threadpool_info
 
-
-def _scipy_openblas() -> list:
-    """threadpoolctl's records of SciPy's OpenBLAS (the one numba_xxgemm calls)."""
-    from threadpoolctl import threadpool_info
-
-    return [lib for lib in threadpool_info() if lib.get("internal_api") == "openblas"
-            and "scipy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))]
+            answer.append(any(lib.get("architecture") in cores for lib in threadpool_info()
+                              if lib.get("internal_api") == "openblas"
+                              and "scipy" in os.path.basename(os.path.dirname(lib.get("filepath", "")))))
+    return answer[0]
 
 
 _WARM = []

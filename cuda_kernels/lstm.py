@@ -95,14 +95,20 @@ def _check_backward(backend, dpre, dc_prev, dh_out, dh_next, dc_next, gates, c, 
     return n, hidden
 
 
-def _check_sequence_forward(backend, hs, cs, gates, weight_hh, bias_hh):
-    op = "lstm_sequence_forward"
-    dt = float_dtype(backend)
-    steps, n, width = check_array(op, "gates", gates, backend, dtype=dt, ndim=3)
+def _check_sequence_gates(op, backend, gates):
+    """The (T, N, 4H) gates array that fixes the sizes of a sequence op; returns T, N, 4H and H."""
+    steps, n, width = check_array(op, "gates", gates, backend, dtype=float_dtype(backend), ndim=3)
     hidden = width // GATES
     if width != GATES * hidden or hidden == 0:
         raise ValueError(f"{op}: argument 'gates' expects a last axis of 4 * hidden_size, "
                          f"got shape {tuple(gates.shape)}")
+    return steps, n, width, hidden
+
+
+def _check_sequence_forward(backend, hs, cs, gates, weight_hh, bias_hh):
+    op = "lstm_sequence_forward"
+    dt = float_dtype(backend)
+    steps, n, width, hidden = _check_sequence_gates(op, backend, gates)
     check_array(op, "hs", hs, backend, shape=(steps + 1, n, hidden), dtype=dt)
     check_array(op, "cs", cs, backend, shape=(steps + 1, n, hidden), dtype=dt)
     check_array(op, "weight_hh", weight_hh, backend, shape=(width, hidden), dtype=dt)
@@ -114,11 +120,7 @@ def _check_sequence_forward(backend, hs, cs, gates, weight_hh, bias_hh):
 def _check_sequence_backward(backend, dpre, dh, dc, dys, gates, cs, weight_hh):
     op = "lstm_sequence_backward"
     dt = float_dtype(backend)
-    steps, n, width = check_array(op, "gates", gates, backend, dtype=dt, ndim=3)
-    hidden = width // GATES
-    if width != GATES * hidden or hidden == 0:
-        raise ValueError(f"{op}: argument 'gates' expects a last axis of 4 * hidden_size, "
-                         f"got shape {tuple(gates.shape)}")
+    steps, n, width, hidden = _check_sequence_gates(op, backend, gates)
     check_array(op, "dpre", dpre, backend, shape=(steps, n, width), dtype=dt)
     check_array(op, "dys", dys, backend, shape=(steps, n, hidden), dtype=dt)
     check_array(op, "cs", cs, backend, shape=(steps + 1, n, hidden), dtype=dt)
